@@ -1,0 +1,91 @@
+"""Outcome assertions with a threshold for each mode.
+
+A notebook ends by checking what it measured, so that a technique that silently stopped
+working fails the run::
+
+    checks.assert_outcomes(metrics, [
+        checks.Expect("baseline_test_accuracy", ">=", full=0.905, smoke=0.70),
+        checks.Expect("backprop_max_abs_diff", "<=", full=1e-5, smoke=1e-5),
+    ], mode=MODE)
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass
+
+from helpers import env
+
+_OPERATORS = {">=": operator.ge, "<=": operator.le, "==": operator.eq,
+              ">": operator.gt, "<": operator.lt}
+
+
+@dataclass(frozen=True)
+class Expect:
+    """One expected outcome: ``metrics[metric] <op> threshold``, with a threshold for each mode."""
+
+    metric: str
+    op: str
+    full: float | bool
+    smoke: float | bool
+
+    def __post_init__(self):
+        if self.op not in _OPERATORS:
+            raise ValueError(f"Unknown comparison {self.op!r}: use one of {sorted(_OPERATORS)}")
+
+    def threshold(self, mode: str) -> float | bool:
+        return self.full if env.check_mode(mode) == "full" else self.smoke
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of checking one :class:`Expect`."""
+
+    metric: str
+    value: object
+    op: str
+    threshold: float | bool
+    passed: bool
+
+
+def evaluate(metrics: dict, expectations: list[Expect], mode: str) -> list[Outcome]:
+    """Check every expectation; a missing, non-numeric or NaN value fails."""
+    env.check_mode(mode)
+    outcomes = []
+    for expect in expectations:
+        value, threshold = metrics.get(expect.metric), expect.threshold(mode)
+        try:
+            passed = (value is not None and not (isinstance(value, float) and math.isnan(value))
+                      and bool(_OPERATORS[expect.op](value, threshold)))
+        except TypeError:
+            passed = False
+        outcomes.append(Outcome(expect.metric, value, expect.op, threshold, passed))
+    return outcomes
+
+
+def format_outcomes(outcomes: list[Outcome]) -> str:
+    """A plain-text table of outcomes (metric, value, requirement, PASS/FAIL)."""
+    def show(v):
+        return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+    rows = [(o.metric, show(o.value), f"{o.op} {show(o.threshold)}", "PASS" if o.passed else "FAIL")
+            for o in outcomes]
+    widths = [max(len(r[i]) for r in rows + [("metric", "value", "required", "")])
+              for i in range(4)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(("metric", "value", "required", ""), widths))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
+
+
+def assert_outcomes(metrics: dict, expectations: list[Expect], mode: str) -> list[Outcome]:
+    """Print the outcome table and raise ``AssertionError`` listing every failed expectation."""
+    if not expectations:
+        raise ValueError("assert_outcomes needs at least one expectation")
+    outcomes = evaluate(metrics, expectations, mode)
+    print(f"Outcome checks ({mode} mode)\n{format_outcomes(outcomes)}")
+    failed = [o for o in outcomes if not o.passed]
+    if failed:
+        raise AssertionError(f"{len(failed)} outcome(s) failed in {mode} mode: " + "; ".join(
+            f"{o.metric}={o.value!r} is not {o.op} {o.threshold!r}" for o in failed))
+    return outcomes

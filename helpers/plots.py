@@ -1,0 +1,108 @@
+"""Consistent figures for the notebooks: one style, labelled axes, titles that say what is shown."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf")
+
+
+def _plt():
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"figure.dpi": 100, "axes.grid": True, "grid.alpha": 0.3,
+                         "axes.spines.top": False, "axes.spines.right": False,
+                         "axes.prop_cycle": plt.cycler(color=PALETTE), "font.size": 10})
+    return plt
+
+
+def image_grid(images: np.ndarray, labels: np.ndarray, class_names: Sequence[str],
+               per_class: int = 8, seed: int = 0):
+    """A grid with ``per_class`` example images for each class (one row per class)."""
+    plt = _plt()
+    rng = np.random.default_rng(seed)
+    classes = len(class_names)
+    fig, axes = plt.subplots(classes, per_class, figsize=(per_class * 0.9, classes * 0.95))
+    for row, name in enumerate(class_names):
+        chosen = rng.choice(np.flatnonzero(labels == row), size=per_class, replace=False)
+        for col, index in enumerate(chosen):
+            ax = axes[row, col]
+            ax.imshow(images[index], cmap="gray_r")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+        axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    fig.suptitle(f"{per_class} random images per class")
+    fig.tight_layout()
+    return fig
+
+
+def bar(values: Mapping[str, float], title: str, ylabel: str, fmt: str = "{:.0f}"):
+    """A labelled bar chart of ``values`` (category -> number)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    bars = ax.bar(list(values), list(values.values()), color=PALETTE[0])
+    ax.bar_label(bars, labels=[fmt.format(v) for v in values.values()], fontsize=8)
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    return fig
+
+
+def curves(series: Mapping[str, Sequence[float]], title: str, xlabel: str, ylabel: str,
+           log_y: bool = False):
+    """Line plot of several named curves sharing an x axis (e.g. loss per step per optimizer)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for name, values in series.items():
+        ax.plot(np.arange(1, len(values) + 1), values, label=name, lw=1.8)
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], title: str = "Confusion matrix"):
+    """A row-normalised confusion matrix (rows: true class, columns: predicted), counts annotated."""
+    plt = _plt()
+    normalised = matrix / matrix.sum(axis=1, keepdims=True)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    image = ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    ax.grid(False)
+    ticks = np.arange(len(class_names))
+    ax.set_xticks(ticks, class_names, rotation=45, ha="right")
+    ax.set_yticks(ticks, class_names)
+    for i in ticks:
+        for j in ticks:
+            if matrix[i, j]:
+                ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if normalised[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true class")
+    fig.tight_layout()
+    return fig
+
+
+def distribution(samples: np.ndarray, title: str, xlabel: str, markers: Mapping[str, float] = ()):
+    """Histogram of ``samples`` with labelled vertical markers (e.g. a confidence interval)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.hist(samples, bins=40, color=PALETTE[0], alpha=0.8)
+    for i, (name, x) in enumerate(dict(markers).items()):
+        ax.axvline(x, color=PALETTE[1 + i % (len(PALETTE) - 1)], ls="--", label=f"{name}: {x:.4f}")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    if markers:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,121 @@
+"""One interface over the runtimes a model meets: Keras, a SavedModel signature, LiteRT (``.tflite``).
+
+Each runner maps a float32 batch (N×28×28×1 in [0, 1]) to float32 outputs (N×classes), so that
+accuracy and parity checks are written once. Version-sensitive APIs are wrapped here once:
+the LiteRT interpreter comes from ``ai_edge_litert`` and falls back to ``tf.lite.Interpreter``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def litert_interpreter(model_path: Path, num_threads: int | None = None):
+    """A LiteRT interpreter for ``model_path`` (``ai_edge_litert``, else ``tf.lite.Interpreter``)."""
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise FileNotFoundError(f"No .tflite model at {model_path}")
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # older stacks: the same interpreter inside TensorFlow
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    return Interpreter(model_path=str(model_path), num_threads=num_threads)
+
+
+class KerasRunner:
+    """Runs a Keras model (either flavour) in inference mode."""
+
+    def __init__(self, model, batch_size: int = 512):
+        self.model, self.batch_size = model, batch_size
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.predict(x, batch_size=self.batch_size, verbose=0))
+
+
+class SavedModelRunner:
+    """Runs one signature of a SavedModel (the way TF Serving calls it)."""
+
+    def __init__(self, path: Path, signature: str = "serving_default", batch_size: int = 512):
+        import tensorflow as tf
+
+        self.loaded = tf.saved_model.load(str(path))
+        if signature not in self.loaded.signatures:
+            raise KeyError(f"{path} has no signature {signature!r}; it has "
+                           f"{sorted(self.loaded.signatures)}")
+        self.fn = self.loaded.signatures[signature]
+        self.input_name = next(iter(self.fn.structured_input_signature[1]))
+        self.batch_size = batch_size
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        outputs = []
+        for start in range(0, len(x), self.batch_size):
+            result = self.fn(**{self.input_name: x[start:start + self.batch_size]})
+            outputs.append(next(iter(result.values())).numpy())
+        return np.concatenate(outputs)
+
+
+class TFLiteRunner:
+    """Runs a ``.tflite`` model, quantizing inputs and dequantizing outputs when they are integer.
+
+    The batch dimension is resized to ``batch_size`` once; a final partial batch is padded.
+    """
+
+    def __init__(self, model_path: Path, num_threads: int | None = None, batch_size: int = 1):
+        self.path, self.num_threads, self.batch_size = Path(model_path), num_threads, batch_size
+        self.interpreter = litert_interpreter(self.path, num_threads)
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        if batch_size != self.input["shape"][0]:
+            self.interpreter.resize_tensor_input(self.input["index"],
+                                                 [batch_size, *self.input["shape"][1:]])
+        self.interpreter.allocate_tensors()
+
+    def _quantize(self, x: np.ndarray) -> np.ndarray:
+        dtype = self.input["dtype"]
+        if np.issubdtype(dtype, np.integer):
+            scale, zero_point = self.input["quantization"]
+            info = np.iinfo(dtype)
+            x = np.clip(np.round(x / scale + zero_point), info.min, info.max)
+        return x.astype(dtype)
+
+    def _dequantize(self, y: np.ndarray) -> np.ndarray:
+        if np.issubdtype(y.dtype, np.integer):
+            scale, zero_point = self.output["quantization"]
+            return (y.astype(np.float32) - zero_point) * scale
+        return y.astype(np.float32)
+
+    def invoke(self, batch: np.ndarray) -> np.ndarray:
+        """Run one batch of exactly ``batch_size`` rows (the call to time for latency)."""
+        self.interpreter.set_tensor(self.input["index"], self._quantize(batch))
+        self.interpreter.invoke()
+        return self._dequantize(self.interpreter.get_tensor(self.output["index"]))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        outputs = []
+        for start in range(0, len(x), self.batch_size):
+            batch = x[start:start + self.batch_size]
+            pad = self.batch_size - len(batch)
+            if pad:
+                batch = np.concatenate([batch, np.zeros((pad, *batch.shape[1:]), batch.dtype)])
+            outputs.append(self.invoke(batch)[:self.batch_size - pad])
+        return np.concatenate(outputs)
+
+
+def accuracy(runner, x: np.ndarray, y: np.ndarray) -> float:
+    """Top-1 accuracy of any runner above on images ``x`` (float, N×28×28×1) and labels ``y``."""
+    predictions = runner.predict(x)
+    if len(predictions) != len(y):
+        raise ValueError(f"{len(predictions)} predictions for {len(y)} labels")
+    return float(np.mean(np.argmax(predictions, axis=1) == y))
+
+
+def parity(reference: np.ndarray, other: np.ndarray) -> dict:
+    """Compare two runtimes' outputs: max absolute difference and top-1 agreement."""
+    if reference.shape != other.shape:
+        raise ValueError(f"Output shapes differ: {reference.shape} vs {other.shape}")
+    return {"max_abs_diff": float(np.max(np.abs(reference - other))),
+            "top1_agreement": float(np.mean(reference.argmax(1) == other.argmax(1)))}

@@ -1,0 +1,37 @@
+import math
+
+import pytest
+
+from helpers import checks
+
+EXPECT = [checks.Expect("accuracy", ">=", full=0.9, smoke=0.5),
+          checks.Expect("ratio", "<=", full=1.0, smoke=2.0)]
+
+
+def test_passes_and_prints(capsys):
+    outcomes = checks.assert_outcomes({"accuracy": 0.95, "ratio": 0.5}, EXPECT, "full")
+    assert all(o.passed for o in outcomes)
+    assert "PASS" in capsys.readouterr().out
+
+
+def test_thresholds_follow_the_mode():
+    metrics = {"accuracy": 0.6, "ratio": 1.5}
+    checks.assert_outcomes(metrics, EXPECT, "smoke")
+    with pytest.raises(AssertionError, match=r"2 outcome\(s\) failed in full mode"):
+        checks.assert_outcomes(metrics, EXPECT, "full")
+
+
+@pytest.mark.parametrize("value", [None, math.nan, "high"])
+def test_missing_nan_or_wrong_type_fails(value):
+    metrics = {"ratio": 0.5} if value is None else {"accuracy": value, "ratio": 0.5}
+    with pytest.raises(AssertionError, match="accuracy"):
+        checks.assert_outcomes(metrics, EXPECT, "full")
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="Unknown comparison"):
+        checks.Expect("a", "=>", 1, 1)
+    with pytest.raises(ValueError, match="Unknown mode"):
+        checks.assert_outcomes({"accuracy": 1.0}, EXPECT, "fast")
+    with pytest.raises(ValueError, match="at least one"):
+        checks.assert_outcomes({}, [], "full")

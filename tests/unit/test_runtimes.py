@@ -1,0 +1,62 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from helpers import runtimes
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                             keras.layers.Dense(10, activation="softmax")])
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).random((37, 28, 28, 1), dtype=np.float32)
+
+
+def test_tflite_float_parity(tiny_model, images, tmp_path):
+    path = tmp_path / "m.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(tiny_model).convert())
+    reference = runtimes.KerasRunner(tiny_model).predict(images)
+    runner = runtimes.TFLiteRunner(path, num_threads=1, batch_size=8)   # 37 = 4×8 + padded 5
+    result = runtimes.parity(reference, runner.predict(images))
+    assert result["max_abs_diff"] < 1e-5 and result["top1_agreement"] == 1.0
+
+
+def test_tflite_int8_io_is_quantized_and_dequantized(tiny_model, images, tmp_path):
+    converter = tf.lite.TFLiteConverter.from_keras_model(tiny_model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([images[i:i + 1]] for i in range(len(images)))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    path = tmp_path / "int8.tflite"
+    path.write_bytes(converter.convert())
+    runner = runtimes.TFLiteRunner(path)
+    assert runner.input["dtype"] == np.int8
+    outputs = runner.predict(images)
+    assert outputs.dtype == np.float32
+    assert np.abs(outputs - tiny_model.predict(images, verbose=0)).max() < 0.05
+
+
+def test_savedmodel_parity_and_unknown_signature(tiny_model, images, tmp_path):
+    tiny_model.export(tmp_path / "sm", verbose=False)
+    runner = runtimes.SavedModelRunner(tmp_path / "sm", batch_size=16)
+    np.testing.assert_allclose(runner.predict(images), tiny_model.predict(images, verbose=0),
+                               atol=1e-6)
+    with pytest.raises(KeyError, match="no signature 'classify'"):
+        runtimes.SavedModelRunner(tmp_path / "sm", signature="classify")
+
+
+def test_accuracy_and_errors(tiny_model, images, tmp_path):
+    labels = tiny_model.predict(images, verbose=0).argmax(1)
+    assert runtimes.accuracy(runtimes.KerasRunner(tiny_model), images, labels) == 1.0
+    with pytest.raises(ValueError, match="predictions for"):
+        runtimes.accuracy(runtimes.KerasRunner(tiny_model), images, labels[:3])
+    with pytest.raises(ValueError, match="shapes differ"):
+        runtimes.parity(np.zeros((2, 3)), np.zeros((3, 3)))
+    with pytest.raises(FileNotFoundError, match="No .tflite model"):
+        runtimes.litert_interpreter(tmp_path / "absent.tflite")

@@ -1,0 +1,134 @@
+"""Notebook lint: the conventions of COURSE_GUIDE §3 and §6, checked without executing anything.
+
+Usage: python tools/lint_notebooks.py [notebooks/NN_name.ipynb ...]   (default: every notebook)
+Exit status 1 and one line per problem when anything is wrong.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from helpers import nbtools  # noqa: E402
+
+NAME_PATTERN = re.compile(r"^(\d\d)_[a-z0-9]+(_[a-z0-9]+)*\.ipynb$")
+FORBIDDEN_CODE = {"tf.keras.": "use `keras.` or `tf_keras.` explicitly (COURSE_GUIDE §7)",
+                  "tf.compat.v1": "TF1 APIs are not taught here"}
+KERAS_LINE = re.compile(r'^KERAS = "([23])"', re.MULTILINE)
+
+
+def _parameters_problems(source: str) -> list[str]:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        return [f"parameters cell does not parse: {exc}"]
+    problems = []
+    for node in tree.body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)):
+            problems.append(f"parameters cell line {node.lineno}: only `NAME = literal` allowed")
+            continue
+        try:
+            ast.literal_eval(node.value)
+        except ValueError:
+            problems.append(f"parameters cell line {node.lineno}: {node.targets[0].id} is not "
+                            f"a literal")
+    return problems
+
+
+def lint_notebook(path: Path, config: dict) -> list[str]:
+    """Every problem found in one notebook, as human-readable lines (empty when clean)."""
+    path = Path(path)
+    try:
+        notebook = nbtools.read_notebook(path)
+    except (FileNotFoundError, ValueError) as exc:
+        return [str(exc)]
+    problems = []
+    match = NAME_PATTERN.match(path.name)
+    if not match:
+        problems.append("file name must be NN_verb_slug.ipynb (two digits, lower-case words)")
+    cells = notebook.get("cells", [])
+    if notebook.get("metadata", {}).get("kernelspec", {}).get("name") != "python3":
+        problems.append("kernelspec must be `python3`")
+
+    # Header: title with the notebook's number, a Colab badge pointing at this very file.
+    header = nbtools.cell_source(cells[0]) if cells and cells[0]["cell_type"] == "markdown" else ""
+    number = match.group(1) if match else "??"
+    if not header.startswith(f"# {number} · "):
+        problems.append(f"first cell must be markdown starting `# {number} · Title`")
+    url = nbtools.colab_url(config["github_repo"], config["branch"], path.name)
+    if f"({url})" not in header:
+        problems.append(f"header lacks the Colab badge linking {url}")
+    if "| Runtime |" not in header:
+        problems.append("header's at-a-glance table lacks its `| Runtime |` row")
+
+    # Setup cell, then exactly one parameters cell.
+    code = nbtools.code_cells(notebook)
+    setup = nbtools.cell_source(code[0]) if code else ""
+    keras = KERAS_LINE.search(setup)
+    flavour = keras.group(1) if keras else None
+    if flavour is None or setup != nbtools.setup_cell(flavour, config["github_repo"]):
+        problems.append("first code cell is not the standard setup cell (helpers.nbtools.SETUP_CELL)")
+    tagged = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(tagged) != 1:
+        problems.append(f"needs exactly one cell tagged `parameters`, found {len(tagged)}")
+    elif len(code) < 2 or code[1] is not tagged[0]:
+        problems.append("the `parameters` cell must be the code cell right after the setup cell")
+    else:
+        problems += _parameters_problems(nbtools.cell_source(tagged[0]))
+
+    # Code rules.
+    for index, cell in enumerate(code):
+        source = nbtools.cell_source(cell)
+        for needle, why in FORBIDDEN_CODE.items():
+            if needle in source:
+                problems.append(f"code cell {index} uses `{needle}`: {why}")
+        if flavour == "2" and re.search(r"^\s*(import keras\b|from keras\b)", source, re.M):
+            problems.append(f"code cell {index}: a Keras 2 notebook must not import keras (3)")
+        if flavour == "3" and re.search(r"^\s*(import tf_keras|from tf_keras)", source, re.M):
+            problems.append(f"code cell {index}: a Keras 3 notebook must not import tf_keras")
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                problems.append(f"code cell {index} holds an error output ({output.get('ename')})")
+
+    # Committed outputs: present, from a full run, fresh against the code.
+    stamp = nbtools.stamp(notebook)
+    if not any(c.get("outputs") for c in code):
+        problems.append("no outputs: commit the notebook executed in full mode (tools/run_notebooks.py)")
+    if not stamp:
+        problems.append("no run stamp: execute it with tools/run_notebooks.py --mode full")
+    else:
+        if stamp.get("mode") != "full":
+            problems.append(f"outputs come from a {stamp.get('mode')} run, not a full one")
+        if stamp.get("code_hash") != nbtools.code_hash(notebook):
+            problems.append("outputs are stale: the code changed since the last full run")
+        result_path = ROOT / "results" / f"{path.stem}.json"
+        if not result_path.is_file():
+            problems.append(f"missing {result_path.relative_to(ROOT)} (written by the full run)")
+        elif json.loads(result_path.read_text()).get("code_hash") != stamp.get("code_hash"):
+            problems.append(f"{result_path.relative_to(ROOT)} comes from other code than the outputs")
+    return problems
+
+
+def main(argv: list[str]) -> int:
+    config = nbtools.course_config(ROOT)
+    paths = [Path(a) for a in argv] or sorted((ROOT / "notebooks").glob("*.ipynb"))
+    if not paths:
+        print("no notebooks to lint")
+        return 1
+    failures = 0
+    for path in paths:
+        for problem in lint_notebook(path, config):
+            print(f"{path.name}: {problem}")
+            failures += 1
+    print(f"lint: {len(paths)} notebook(s), {failures} problem(s)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
