@@ -13,7 +13,6 @@ notebook still runs on its own.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from helpers import data, env
+from helpers.artifacts import sha256_file
 
 BASELINE_NAME = "baseline_cnn"
 
@@ -84,10 +84,6 @@ def artifact_paths(artifacts_dir: Path | None = None) -> tuple[Path, Path]:
     return folder / f"{BASELINE_NAME}.weights.npz", folder / f"{BASELINE_NAME}.json"
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def default_artifacts_dir(mode: str) -> Path:
     """Where a run of ``mode`` stores the baseline: ``artifacts/``, or ``artifacts/smoke/``."""
     folder = env.course_root() / "artifacts"
@@ -103,7 +99,7 @@ def save_baseline(model, test_accuracy: float, recipe: TrainingRecipe, mode: str
     np.savez(weights_path, **arrays)
     manifest = {"architecture": BASELINE_NAME, "mode": mode, "test_accuracy": float(test_accuracy),
                 "parameters": int(model.count_params()), "recipe": asdict(recipe),
-                "sha256": _sha256(weights_path), "weights_file": weights_path.name}
+                "sha256": sha256_file(weights_path), "weights_file": weights_path.name}
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     return weights_path
 
@@ -118,7 +114,7 @@ def load_baseline(keras, artifacts_dir: Path | None = None):
     if not (weights_path.is_file() and manifest_path.is_file()):
         raise FileNotFoundError(f"No baseline artifact at {weights_path} (run notebook 01)")
     manifest = json.loads(manifest_path.read_text())
-    digest = _sha256(weights_path)
+    digest = sha256_file(weights_path)
     if digest != manifest["sha256"]:
         raise ValueError(f"{weights_path} does not match its manifest {manifest_path.name} "
                          f"(SHA-256 {digest}, expected {manifest['sha256']}); re-run notebook 01")

@@ -33,6 +33,8 @@ def image_grid(images: np.ndarray, labels: np.ndarray, class_names: Sequence[str
             ax.set_xticks([])
             ax.set_yticks([])
             ax.grid(False)
+            for spine in ax.spines.values():
+                spine.set_visible(False)
         axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
     fig.suptitle(f"{per_class} random images per class")
     fig.tight_layout()
