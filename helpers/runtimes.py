@@ -37,9 +37,14 @@ class KerasRunner:
 
 
 class SavedModelRunner:
-    """Runs one signature of a SavedModel (the way TF Serving calls it)."""
+    """Runs one signature of a SavedModel (the way TF Serving calls it).
 
-    def __init__(self, path: Path, signature: str = "serving_default", batch_size: int = 512):
+    ``output`` names the signature output to return; it may be omitted only when the signature
+    has a single output, so that a multi-output signature is never read from the wrong key.
+    """
+
+    def __init__(self, path: Path, signature: str = "serving_default", output: str | None = None,
+                 batch_size: int = 512):
         import tensorflow as tf
 
         self.loaded = tf.saved_model.load(str(path))
@@ -48,14 +53,18 @@ class SavedModelRunner:
                            f"{sorted(self.loaded.signatures)}")
         self.fn = self.loaded.signatures[signature]
         self.input_name = next(iter(self.fn.structured_input_signature[1]))
+        outputs = sorted(self.fn.structured_outputs)
+        if output is None and len(outputs) != 1:
+            raise KeyError(f"Signature {signature!r} has outputs {outputs}: name one with output=")
+        if output is not None and output not in outputs:
+            raise KeyError(f"Signature {signature!r} has no output {output!r}; it has {outputs}")
+        self.output = output or outputs[0]
         self.batch_size = batch_size
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        outputs = []
-        for start in range(0, len(x), self.batch_size):
-            result = self.fn(**{self.input_name: x[start:start + self.batch_size]})
-            outputs.append(next(iter(result.values())).numpy())
-        return np.concatenate(outputs)
+        return np.concatenate([
+            self.fn(**{self.input_name: x[start:start + self.batch_size]})[self.output].numpy()
+            for start in range(0, len(x), self.batch_size)])
 
 
 class TFLiteRunner:

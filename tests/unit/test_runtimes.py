@@ -49,6 +49,28 @@ def test_savedmodel_parity_and_unknown_signature(tiny_model, images, tmp_path):
                                atol=1e-6)
     with pytest.raises(KeyError, match="no signature 'classify'"):
         runtimes.SavedModelRunner(tmp_path / "sm", signature="classify")
+    with pytest.raises(KeyError, match="no output 'scores'"):
+        runtimes.SavedModelRunner(tmp_path / "sm", output="scores")
+
+
+def test_savedmodel_with_several_outputs_needs_a_name(tiny_model, images, tmp_path):
+    class TwoOutputs(tf.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model          # tracked, so its variables are saved
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)])
+        def serve(self, image):
+            probabilities = self.model(image)
+            return {"probabilities": probabilities, "class_id": tf.argmax(probabilities, 1)}
+
+    module = TwoOutputs(tiny_model)
+    tf.saved_model.save(module, str(tmp_path / "two"), signatures={"serving_default": module.serve})
+    with pytest.raises(KeyError, match="name one with output="):
+        runtimes.SavedModelRunner(tmp_path / "two")
+    runner = runtimes.SavedModelRunner(tmp_path / "two", output="probabilities")
+    np.testing.assert_allclose(runner.predict(images), tiny_model.predict(images, verbose=0),
+                               atol=1e-6)
 
 
 def test_accuracy_and_errors(tiny_model, images, tmp_path):

@@ -1,14 +1,10 @@
-import shutil
 import subprocess
-
-import pytest
+import sys
 
 from helpers import env
 
 
-@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is not installed")
 def test_ruff_is_clean():
-    root = env.course_root()
-    result = subprocess.run(["ruff", "check", "helpers", "tools", "tests", "conftest.py"],
-                            cwd=root, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "helpers", "tools", "tests",
+                             "conftest.py"], cwd=env.course_root(), capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
