@@ -7,6 +7,7 @@ is first imported.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import platform
@@ -138,9 +139,13 @@ def seed_everything(seed: int, keras: str = "3") -> None:
     keras_module(keras).utils.set_random_seed(seed)
 
 
-def _quiet_import(keras: str) -> None:
-    """Import TensorFlow and Keras with the C++ start-up chatter (printed to file descriptor 2
-    before logging is configured) held back; it is replayed if the import fails."""
+@contextlib.contextmanager
+def captured_stderr(replay_on_error: bool = True):
+    """Hold back what native code writes to file descriptor 2 (TensorFlow's C++ chatter).
+
+    Python's own warnings and errors are unaffected. With ``replay_on_error`` the captured text
+    is written out if the block raises, so that a real failure keeps its diagnostics.
+    """
     import tempfile
 
     sys.stderr.flush()
@@ -148,17 +153,24 @@ def _quiet_import(keras: str) -> None:
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow  # noqa: F401
-
-            keras_module(keras)
+            yield
         except BaseException:
             os.dup2(saved, 2)
-            captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace"))
+            if replay_on_error:
+                captured.seek(0)
+                sys.stderr.write(captured.read().decode(errors="replace"))
             raise
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def _quiet_import(keras: str) -> None:
+    """Import TensorFlow and Keras with their start-up chatter held back."""
+    with captured_stderr():
+        import tensorflow  # noqa: F401
+
+        keras_module(keras)
 
 
 @dataclass(frozen=True)

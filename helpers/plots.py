@@ -55,14 +55,17 @@ def bar(values: Mapping[str, float], title: str, ylabel: str, fmt: str = "{:.0f}
 
 
 def curves(series: Mapping[str, Sequence[float]], title: str, xlabel: str, ylabel: str,
-           log_y: bool = False):
-    """Line plot of several named curves sharing an x axis (e.g. loss per step per optimizer)."""
+           log_y: bool = False, x: Sequence[float] | None = None, log_x: bool = False):
+    """Line plot of named curves sharing an x axis (``x``, default 1, 2, 3, ...)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 3.8))
     for name, values in series.items():
-        ax.plot(np.arange(1, len(values) + 1), values, label=name, lw=1.8)
+        xs = list(x) if x is not None else np.arange(1, len(values) + 1)
+        ax.plot(xs, values, label=name, lw=1.8, marker="o" if x is not None else None)
     if log_y:
         ax.set_yscale("log")
+    if log_x:
+        ax.set_xscale("log")
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -106,5 +109,22 @@ def distribution(samples: np.ndarray, title: str, xlabel: str, markers: Mapping[
     ax.set_ylabel("count")
     if markers:
         ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def labelled_scatter(points: Mapping[str, tuple[float, float]], title: str, xlabel: str,
+                     ylabel: str, log_x: bool = False):
+    """One labelled point per model, e.g. (size, accuracy) for every compression variant."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, (name, (x, y)) in enumerate(points.items()):
+        ax.scatter(x, y, s=60, color=PALETTE[i % len(PALETTE)])
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=9)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     fig.tight_layout()
     return fig

@@ -97,9 +97,13 @@ class TFLiteRunner:
             return (y.astype(np.float32) - zero_point) * scale
         return y.astype(np.float32)
 
-    def invoke(self, batch: np.ndarray) -> np.ndarray:
-        """Run one batch of exactly ``batch_size`` rows (the call to time for latency)."""
+    def set_input(self, batch: np.ndarray) -> None:
+        """Quantize (if the input is integer) and copy one batch of ``batch_size`` rows in."""
         self.interpreter.set_tensor(self.input["index"], self._quantize(batch))
+
+    def invoke(self, batch: np.ndarray) -> np.ndarray:
+        """Run one batch of exactly ``batch_size`` rows, including input and output conversion."""
+        self.set_input(batch)
         self.interpreter.invoke()
         return self._dequantize(self.interpreter.get_tensor(self.output["index"]))
 

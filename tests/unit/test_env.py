@@ -63,3 +63,15 @@ def test_report_line_mentions_versions():
     report = env.EnvReport("3.11.7", "2.21.0", "Keras 3.15.1 (keras)", "2.4.6", 2, 0, False)
     line = report.line()
     assert "TensorFlow 2.21.0" in line and "no GPU" in line and "2 CPU threads" in line
+
+
+def test_captured_stderr_holds_back_native_output(capfd):
+    import os
+
+    with env.captured_stderr():
+        os.write(2, b"native chatter\n")
+    assert "native chatter" not in capfd.readouterr().err
+    with pytest.raises(RuntimeError), env.captured_stderr():
+        os.write(2, b"diagnostics\n")
+        raise RuntimeError("boom")
+    assert "diagnostics" in capfd.readouterr().err

@@ -13,6 +13,8 @@ def test_every_plot_returns_a_titled_figure():
         plots.image_grid(rng.random((15, 28, 28)), labels, ["a", "b", "c"], per_class=2),
         plots.bar({"a": 1.0, "b": 2.0}, "bars", "count"),
         plots.curves({"x": [3, 2, 1]}, "curves", "step", "loss", log_y=True),
+        plots.curves({"x": [3, 2, 1]}, "curves", "n", "loss", x=[1, 10, 100], log_x=True),
+        plots.labelled_scatter({"a": (1.0, 0.9), "b": (4.0, 0.91)}, "scatter", "KB", "acc"),
         plots.confusion_matrix(np.array([[5, 1], [2, 4]]), ["a", "b"]),
         plots.distribution(rng.random(100), "dist", "value", {"low": 0.1}),
     ]
