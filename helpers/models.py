@@ -132,7 +132,7 @@ def train_baseline(keras, train: data.Split, recipe: TrainingRecipe = BASELINE_R
     ``validation`` is evaluated after every epoch (for early stopping, pass it with
     ``callbacks=[keras.callbacks.EarlyStopping(...)]``).
     """
-    env.seed_everything(recipe.seed, "3" if keras.__name__ == "keras" else "2")
+    keras.utils.set_random_seed(recipe.seed)        # Python, NumPy and TensorFlow
     model = compile_classifier(build_baseline_cnn(keras), keras, recipe.learning_rate)
     history = model.fit(data.make_dataset(train, recipe.batch_size, shuffle=True, seed=recipe.seed),
                         validation_data=data.make_dataset(validation) if validation else None,

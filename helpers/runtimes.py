@@ -1,4 +1,4 @@
-"""One interface over the runtimes a model meets: Keras, a SavedModel signature, LiteRT (``.tflite``).
+"""One interface over the runtimes a model meets: Keras, SavedModel, LiteRT (``.tflite``), ONNX.
 
 Each runner maps a float32 batch (N×28×28×1 in [0, 1]) to float32 outputs (N×classes), so that
 accuracy and parity checks are written once. Version-sensitive APIs are wrapped here once:
@@ -116,6 +116,23 @@ class TFLiteRunner:
                 batch = np.concatenate([batch, np.zeros((pad, *batch.shape[1:]), batch.dtype)])
             outputs.append(self.invoke(batch)[:self.batch_size - pad])
         return np.concatenate(outputs)
+
+
+class OnnxRunner:
+    """Runs an ONNX model with ONNX Runtime on the CPU (first input, first output)."""
+
+    def __init__(self, model_path: Path):
+        import onnxruntime
+
+        model_path = Path(model_path)
+        if not model_path.is_file():
+            raise FileNotFoundError(f"No ONNX model at {model_path}")
+        self.session = onnxruntime.InferenceSession(str(model_path),
+                                                    providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: x})[0]
 
 
 def accuracy(runner, x: np.ndarray, y: np.ndarray) -> float:

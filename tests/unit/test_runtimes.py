@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import runtimes
+from helpers import litert, runtimes
 
 
 @pytest.fixture(scope="module")
@@ -28,13 +28,7 @@ def test_tflite_float_parity(tiny_model, images, tmp_path):
 
 
 def test_tflite_int8_io_is_quantized_and_dequantized(tiny_model, images, tmp_path):
-    converter = tf.lite.TFLiteConverter.from_keras_model(tiny_model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([images[i:i + 1]] for i in range(len(images)))
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = converter.inference_output_type = tf.int8
-    path = tmp_path / "int8.tflite"
-    path.write_bytes(converter.convert())
+    path = litert.convert_to_file(tiny_model, "int8", tmp_path / "int8.tflite", images)
     runner = runtimes.TFLiteRunner(path)
     assert runner.input["dtype"] == np.int8
     outputs = runner.predict(images)
@@ -82,3 +76,15 @@ def test_accuracy_and_errors(tiny_model, images, tmp_path):
         runtimes.parity(np.zeros((2, 3)), np.zeros((3, 3)))
     with pytest.raises(FileNotFoundError, match="No .tflite model"):
         runtimes.litert_interpreter(tmp_path / "absent.tflite")
+
+
+def test_onnx_runner_parity(tiny_model, images, tmp_path):
+    import tf2onnx
+
+    spec = (tf.TensorSpec([None, 28, 28, 1], tf.float32, name="image"),)
+    tf2onnx.convert.from_function(tf.function(lambda image: tiny_model(image)), input_signature=spec,
+                                  output_path=str(tmp_path / "m.onnx"))
+    outputs = runtimes.OnnxRunner(tmp_path / "m.onnx").predict(images)
+    assert runtimes.parity(tiny_model.predict(images, verbose=0), outputs)["max_abs_diff"] < 1e-5
+    with pytest.raises(FileNotFoundError, match="No ONNX model"):
+        runtimes.OnnxRunner(tmp_path / "absent.onnx")
