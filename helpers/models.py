@@ -141,6 +141,22 @@ def train_baseline(keras, train: data.Split, recipe: TrainingRecipe = BASELINE_R
     return model, history
 
 
+def fine_tune(model, keras, train: data.Split, epochs: int, learning_rate: float,
+              batch_size: int = BASELINE_RECIPE.batch_size, seed: int = env.DEFAULT_SEED,
+              validation: data.Split | None = None, callbacks=None, verbose: int = 0):
+    """Compile ``model`` as a classifier and train it further; return the Keras history.
+
+    Used for every compression fine-tune (QAT, pruning, clustering): seeded the same way each
+    time, so two variants differ only in the technique. ``model`` can be a TF-MOT wrapped model
+    (pruning needs ``callbacks=[tfmot.sparsity.keras.UpdatePruningStep()]``).
+    """
+    keras.utils.set_random_seed(seed)
+    compile_classifier(model, keras, learning_rate)
+    return model.fit(data.make_dataset(train, batch_size, shuffle=True, seed=seed),
+                     validation_data=data.make_dataset(validation) if validation else None,
+                     epochs=epochs, shuffle=False, callbacks=callbacks, verbose=verbose)
+
+
 def get_baseline(keras, mode: str, artifacts_dir: Path | None = None, verbose: int = 2):
     """The trained baseline for any notebook: the verified artifact, else retrained.
 

@@ -1,0 +1,142 @@
+"""Inspecting and measuring compressed models (notebooks 05–07).
+
+What a compression technique promises has to be checked in the file that ships, not in the
+training model: these helpers read the weight tensors *out of a* ``.tflite`` *file* (sparsity,
+distinct values, the 2:4 pattern) and measure a file's size, gzip'ed size and accuracy against
+the float32 reference in one row.
+"""
+
+from __future__ import annotations
+
+import re
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from helpers import bench, runtimes
+
+#: Operators whose second input is a weight tensor (kernel), in LiteRT's layout.
+WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+def tflite_kernels(model_path: Path) -> dict[str, np.ndarray]:
+    """The kernels stored in a ``.tflite`` file, by tensor name, as stored (float or int8).
+
+    LiteRT stores convolution kernels as ``[out, h, w, in]`` and dense kernels as ``[out, in]``
+    (Keras: ``[h, w, in, out]`` and ``[in, out]``), so the input-channel axis is the last one.
+    """
+    interpreter = runtimes.litert_interpreter(model_path)
+    details = interpreter.get_tensor_details()
+    kernels = {}
+    for op in interpreter._get_ops_details():  # the public API has no op list; this is stable
+        if op["op_name"] in WEIGHTED_OPS and len(op["inputs"]) > 1:
+            index = op["inputs"][1]
+            kernels[details[index]["name"]] = interpreter.get_tensor(index).copy()
+    if not kernels:
+        raise ValueError(f"No convolution or dense kernels found in {model_path}")
+    return kernels
+
+
+def op_types(model_path: Path) -> list[tuple[str, str]]:
+    """Each operator of a ``.tflite`` in execution order, with the dtype of its first input.
+
+    Shows which layers run in int8 and which stay float (and where QUANTIZE/DEQUANTIZE sit).
+    """
+    interpreter = runtimes.litert_interpreter(model_path)
+    details = interpreter.get_tensor_details()
+    return [(op["op_name"], np.dtype(details[op["inputs"][0]]["dtype"]).name)
+            for op in interpreter._get_ops_details()]
+
+
+def sparsity(weights: np.ndarray) -> float:
+    """Fraction of exact zeros (int8 kernels are symmetric, so a zero weight is stored as 0)."""
+    return float(np.mean(np.asarray(weights) == 0))
+
+
+def most_frequent_share(weights: np.ndarray) -> tuple[float, float]:
+    """The most frequent value of a tensor and the fraction of weights that hold it.
+
+    For a pruned kernel that is normally 0 and its sparsity; a converter that stores pruned weights
+    as a small non-zero integer (seen with TF-MOT's PCQAT) still shows them here.
+    """
+    values, counts = np.unique(np.asarray(weights), return_counts=True)
+    most = int(np.argmax(counts))
+    return float(values[most]), float(counts[most] / counts.sum())
+
+
+def distinct_values(weights: np.ndarray) -> int:
+    """How many different values a tensor holds (clustering's promise: at most the cluster count)."""
+    return int(np.unique(np.asarray(weights)).size)
+
+
+def distinct_values_per_channel(weights: np.ndarray) -> int:
+    """The most distinct values in any output channel (axis 0 in LiteRT's layout).
+
+    int8 kernels have one scale per output channel, so a clustered kernel keeps at most its
+    cluster count per channel even where the whole tensor holds more distinct integers.
+    """
+    weights = np.asarray(weights)
+    return max(distinct_values(channel) for channel in weights.reshape(weights.shape[0], -1))
+
+
+def m_by_n_fraction(weights: np.ndarray, m: int = 2, n: int = 4) -> float:
+    """Fraction of blocks of ``n`` consecutive input-channel weights with at least ``m`` zeros.
+
+    Expects LiteRT's layout (input channels last, see :func:`tflite_kernels`); 1.0 means the
+    tensor follows the m:n pattern everywhere. Raises when the axis is not a multiple of ``n``.
+    """
+    weights = np.asarray(weights)
+    if weights.shape[-1] % n:
+        raise ValueError(f"Last axis of shape {weights.shape} is not a multiple of {n}")
+    zeros_per_block = (weights.reshape(-1, n) == 0).sum(axis=1)
+    return float(np.mean(zeros_per_block >= m))
+
+
+def kernel_table(model_path: Path) -> dict[str, dict]:
+    """Per kernel of a ``.tflite``: shape, dtype, sparsity and number of distinct values."""
+    return {name: {"shape": tuple(w.shape), "dtype": w.dtype.name, "weights": int(w.size),
+                   "sparsity": sparsity(w), "distinct values": distinct_values(w)}
+            for name, w in tflite_kernels(model_path).items()}
+
+
+def layer_kernels(model_path: Path, layer: str) -> np.ndarray:
+    """The kernel of the Keras layer named ``layer`` in a ``.tflite`` (its tensor name holds it).
+
+    Keras 3 may append ``_<n>`` to layer names when it traces the model and TF-MOT's QAT wrappers
+    prefix ``quant_``, so ``conv1_1`` and ``quant_conv1`` both match ``conv1``; a name that
+    matches no kernel, or more than one, is an error.
+    """
+    pattern = re.compile(rf"(^|/)(quant_)?{re.escape(layer)}(_\d+)?/")
+    matches = [w for name, w in tflite_kernels(model_path).items() if pattern.search(f"{name}/")]
+    if len(matches) != 1:
+        raise KeyError(f"{len(matches)} kernels named like layer {layer!r} in {model_path}")
+    return matches[0]
+
+
+def tflite_row(model_path: Path, reference: Path, x: np.ndarray, y: np.ndarray,
+               threads: int = 1) -> dict:
+    """One comparison row: size and gzip size (KB), both ratios to ``reference``, test accuracy."""
+    size = bench.size_report(model_path, reference=reference)
+    runner = runtimes.TFLiteRunner(model_path, threads, batch_size=100)
+    return {"KB": size.bytes / 1024, "gzip KB": size.gzip_bytes / 1024, "size ratio": size.ratio,
+            "gzip ratio": size.gzip_ratio, "accuracy": runtimes.accuracy(runner, x, y)}
+
+
+def wrap_layers(keras, model, names: Iterable[str], wrapper: Callable):
+    """Clone ``model`` with ``wrapper(layer)`` applied to the layers named in ``names`` only.
+
+    This is how TF-MOT compresses part of a model (``prune_low_magnitude``, ``cluster_weights``,
+    ``quantize_annotate_layer`` all wrap one layer). The result starts from ``model``'s trained
+    weights, but on a copy: training it leaves ``model`` untouched (a plain ``clone_model`` with
+    a ``clone_function`` would share its layers).
+    """
+    names = set(names)
+    missing = names - {layer.name for layer in model.layers}
+    if missing:
+        raise KeyError(f"No layer named {sorted(missing)} in {model.name}")
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return keras.models.clone_model(
+        copy, clone_function=lambda layer: wrapper(layer) if layer.name in names else layer)
