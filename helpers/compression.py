@@ -9,7 +9,6 @@ the float32 reference in one row.
 from __future__ import annotations
 
 import re
-
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
