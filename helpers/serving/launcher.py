@@ -1,0 +1,106 @@
+"""Start the server as a subprocess from a notebook or a test, wait until it serves, always stop it.
+
+    with launcher.ModelServer("baseline", base_path) as server:
+        requests.post(server.rest_url + "/v1/models/baseline:predict", json=...)
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class ModelServer:
+    """``python -m helpers.serving`` in a subprocess on free loopback ports.
+
+    ``extra_flags`` are passed on (e.g. ``["--enable_batching"]``). :meth:`start` waits until the
+    model's status answers 200 (or raises with the server's log); :meth:`stop` sends SIGTERM and
+    kills after ``stop_timeout_s``. Use it as a context manager so it stops on errors too.
+    """
+
+    def __init__(self, model_name: str, base_path: Path, extra_flags=(), start_timeout_s: float = 60,
+                 stop_timeout_s: float = 15, token: str | None = None):
+        self.model_name, self.base_path = model_name, Path(base_path)
+        self.rest_port, self.grpc_port = free_port(), free_port()
+        self.extra_flags, self.token = list(extra_flags), token
+        self.start_timeout_s, self.stop_timeout_s = start_timeout_s, stop_timeout_s
+        self.process: subprocess.Popen | None = None
+        self._log = tempfile.NamedTemporaryFile(prefix="model-server-", suffix=".log", delete=False)
+        self.returncode: int | None = None
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def headers(self) -> dict:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def log_text(self) -> str:
+        return Path(self._log.name).read_text(errors="replace")
+
+    def start(self) -> ModelServer:
+        flags = [f"--model_name={self.model_name}", f"--model_base_path={self.base_path}",
+                 f"--rest_api_port={self.rest_port}", f"--port={self.grpc_port}", *self.extra_flags]
+        if self.token:
+            token_file = Path(self._log.name).with_suffix(".token")
+            token_file.write_text(self.token)
+            token_file.chmod(0o600)
+            flags.append(f"--auth_token_file={token_file}")
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen([sys.executable, "-m", "helpers.serving", *flags],
+                                        stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"Model server exited with {self.process.returncode}:\n"
+                                   f"{self.log_text()[-3000:]}")
+            try:
+                status = requests.get(f"{self.rest_url}/v1/models/{self.model_name}",
+                                      headers=self.headers, timeout=1)
+                if status.status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise TimeoutError(f"Model server not ready after {self.start_timeout_s} s:\n"
+                           f"{self.log_text()[-3000:]}")
+
+    def stop(self) -> int | None:
+        """SIGTERM, wait, SIGKILL if needed; returns the exit code."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(self.stop_timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        if self.process:
+            self.returncode = self.process.returncode
+        return self.returncode
+
+    def __enter__(self) -> ModelServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,38 @@
+"""Prometheus metrics of the server, in a registry of its own.
+
+- ``serving_requests_total{model, version, api, status}``: requests by outcome;
+- ``serving_request_latency_seconds{model, version, api}``: latency histogram;
+- ``serving_batch_size``: rows per model call (1 everywhere without batching).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+class ServerMetrics:
+    """The counters and histograms above; ``exposition()`` renders the text format."""
+
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        self.requests = Counter("serving_requests", "Requests by model, version, API and status",
+                                ["model", "version", "api", "status"], registry=self.registry)
+        self.latency = Histogram("serving_request_latency_seconds", "Request latency",
+                                 ["model", "version", "api"], buckets=LATENCY_BUCKETS,
+                                 registry=self.registry)
+        self.batch_size = Histogram("serving_batch_size", "Rows per model call",
+                                    buckets=BATCH_BUCKETS, registry=self.registry)
+
+    def observe_request(self, model: str, version: str, api: str, status, seconds: float) -> None:
+        self.requests.labels(model, version, api, str(status)).inc()
+        self.latency.labels(model, version, api).observe(seconds)
+
+    def observe_batch(self, rows: int) -> None:
+        self.batch_size.observe(rows)
+
+    def exposition(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

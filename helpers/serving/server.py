@@ -1,0 +1,141 @@
+"""Start-up: TF Serving's flags, model loading, gc.freeze, REST + gRPC, clean shutdown.
+
+Flags follow ``tensorflow_model_server`` where it has them (``--model_name``,
+``--model_base_path``, ``--rest_api_port``, ``--port``, ``--enable_batching``,
+``--batching_parameters_file``, ``--file_system_poll_wait_seconds``); the rest are this server's
+own (``--host``, ``--enable_monitoring``, ``--max_request_bytes``, ``--auth_token_file``,
+``--version_labels``, ``--gc_freeze``). It binds 127.0.0.1 unless told otherwise: put TLS
+termination and authentication of the outside world in front of it (a reverse proxy, an
+ingress), never expose it bare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+log = logging.getLogger("helpers.serving")
+
+
+def _flag_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes"):
+        return True
+    if text.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def parse_flags(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m helpers.serving", description=__doc__.splitlines()[0])
+    parser.add_argument("--model_name", required=True)
+    parser.add_argument("--model_base_path", required=True, type=Path)
+    parser.add_argument("--rest_api_port", type=int, default=8501, help="0 disables REST")
+    parser.add_argument("--port", type=int, default=8500, help="gRPC port; 0 disables gRPC")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--enable_batching", nargs="?", const=True, default=False, type=_flag_bool)
+    parser.add_argument("--batching_parameters_file", type=Path)
+    parser.add_argument("--enable_monitoring", nargs="?", const=True, default=False, type=_flag_bool)
+    parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0)
+    parser.add_argument("--max_request_bytes", type=int, default=10 * 1024 * 1024)
+    parser.add_argument("--auth_token_file", type=Path,
+                        help="file holding a bearer token that every /v1 request must send")
+    parser.add_argument("--version_labels", default="",
+                        help="e.g. stable=1,canary=2 (TF Serving sets labels in its model config)")
+    parser.add_argument("--gc_freeze", type=_flag_bool, default=True,
+                        help="move everything loaded so far out of the garbage collector's reach")
+    flags = parser.parse_args(argv)
+    if flags.batching_parameters_file and not flags.enable_batching:
+        parser.error("--batching_parameters_file needs --enable_batching")
+    return flags
+
+
+def parse_labels(text: str) -> dict[str, int]:
+    labels = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        label, _, version = item.partition("=")
+        if not (label and version.isdigit()):
+            raise ValueError(f"--version_labels: expected label=version, got {item!r}")
+        labels[label] = int(version)
+    return labels
+
+
+def _uvicorn_server_class():
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn re-raises SIGTERM after its shutdown, which would skip our own clean-up."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            yield
+
+    return Server
+
+
+def main(argv=None) -> int:
+    flags = parse_flags(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from helpers.serving import batching, grpc_service, metrics, rest
+    from helpers.serving.models import ModelManager
+
+    _Server = _uvicorn_server_class()
+    manager = ModelManager(flags.model_name, flags.model_base_path, parse_labels(flags.version_labels))
+    manager.refresh()
+    if not manager.versions:
+        log.error("no loadable version under %s (expected <version>/saved_model.pb)",
+                  flags.model_base_path)
+        return 2
+    server_metrics = metrics.ServerMetrics() if flags.enable_monitoring else None
+    batcher = None
+    if flags.enable_batching:
+        batcher = batching.Batcher(batching.read_batching_parameters(flags.batching_parameters_file),
+                                   on_batch=server_metrics.observe_batch if server_metrics else None)
+    token = flags.auth_token_file.read_text().strip() if flags.auth_token_file else None
+    options = rest.Options(flags.max_request_bytes, token, batcher, server_metrics)
+    if flags.gc_freeze:
+        gc.collect()
+        gc.freeze()      # the loaded model's objects are never scanned again by full collections
+    manager.start_polling(flags.file_system_poll_wait_seconds)
+
+    grpc_server = None
+    if flags.port:
+        grpc_server = grpc_service.create_server(manager, flags.port, flags.host, batcher,
+                                                 server_metrics, flags.max_request_bytes)
+        grpc_server.start()
+        log.info("gRPC on %s:%d", flags.host, flags.port)
+    stopped = threading.Event()
+    if flags.rest_api_port:
+        import uvicorn
+
+        config = uvicorn.Config(rest.create_app(manager, options), host=flags.host,
+                                port=flags.rest_api_port, log_level="warning", access_log=False,
+                                timeout_graceful_shutdown=10)
+        log.info("REST on %s:%d, model %s versions %s", flags.host, flags.rest_api_port,
+                 flags.model_name, manager.versions)
+        server = _Server(config)
+        for sig in (signal.SIGTERM, signal.SIGINT):   # graceful: finish in-flight requests, then return
+            signal.signal(sig, lambda *_: setattr(server, "should_exit", True))
+        server.run()
+    else:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stopped.set())
+        stopped.wait()
+    if grpc_server:
+        grpc_server.stop(grace=5).wait()
+    if batcher:
+        batcher.stop()
+    manager.stop()
+    log.info("stopped cleanly")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
