@@ -54,6 +54,18 @@ def sparsity(weights: np.ndarray) -> float:
     return float(np.mean(np.asarray(weights) == 0))
 
 
+def near_zero_share(weights: np.ndarray, steps: int = 1) -> float:
+    """Fraction of weights that are zero, or for an integer kernel within ``steps`` of zero.
+
+    A pruned weight should be stored as exactly 0; quantization-aware fine-tunes have been seen
+    to store some as ±1 instead. Compare with :func:`sparsity` to see whether that happened.
+    """
+    weights = np.asarray(weights)
+    if np.issubdtype(weights.dtype, np.integer):
+        return float(np.mean(np.abs(weights.astype(np.int64)) <= steps))
+    return sparsity(weights)
+
+
 def most_frequent_share(weights: np.ndarray) -> tuple[float, float]:
     """The most frequent value of a tensor and the fraction of weights that hold it.
 

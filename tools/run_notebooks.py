@@ -77,9 +77,9 @@ def stamp_notebook(path: Path, full_s: float, smoke_s: float) -> None:
 def run_full(path: Path) -> None:
     """Execute in place (via a temporary copy), time a smoke run, stamp, update results/README."""
     with tempfile.TemporaryDirectory() as scratch:
+        smoke_s = run_smoke(path, Path(scratch) / "smoke")   # first: a smoke failure costs less
         executed = Path(scratch) / path.name
         full_s = execute(path, executed, smoke=False)
-        smoke_s = run_smoke(path, Path(scratch) / "smoke")
         shutil.copyfile(executed, path)
     stamp_notebook(path, full_s, smoke_s)
     result = ROOT / "results" / f"{path.stem}.json"

@@ -54,6 +54,11 @@ def test_m_by_n_detects_a_broken_pattern():
         compression.m_by_n_fraction(np.ones((2, 6)), 2, 4)
 
 
+def test_near_zero_share():
+    assert compression.near_zero_share(np.array([0, 1, -1, 2], np.int8)) == 0.75
+    assert compression.near_zero_share(np.array([0.0, 1.0, -1.0, 2.0])) == 0.25
+
+
 def test_most_frequent_share():
     assert compression.most_frequent_share(np.array([1, 1, 1, 0, 5], np.int8)) == (1.0, 0.6)
 
