@@ -66,17 +66,6 @@ def near_zero_share(weights: np.ndarray, steps: int = 1) -> float:
     return sparsity(weights)
 
 
-def most_frequent_share(weights: np.ndarray) -> tuple[float, float]:
-    """The most frequent value of a tensor and the fraction of weights that hold it.
-
-    For a pruned kernel that is normally 0 and its sparsity; a converter that stores pruned weights
-    as a small non-zero integer (seen with TF-MOT's PCQAT) still shows them here.
-    """
-    values, counts = np.unique(np.asarray(weights), return_counts=True)
-    most = int(np.argmax(counts))
-    return float(values[most]), float(counts[most] / counts.sum())
-
-
 def distinct_values(weights: np.ndarray) -> int:
     """How many different values a tensor holds (clustering's promise: at most the cluster count)."""
     return int(np.unique(np.asarray(weights)).size)

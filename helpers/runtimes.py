@@ -135,6 +135,19 @@ class OnnxRunner:
         return self.session.run(None, {self.input_name: x})[0]
 
 
+def tflite_latency(model_path: Path, image: np.ndarray, threads: int = 1, runs: int = 500,
+                   warmup: int = 20):
+    """Batch-1 latency of ``interpreter.invoke()`` alone (the input is set once beforehand).
+
+    Quantizing the input is a few microseconds of NumPy, measured separately where it matters (04).
+    """
+    from helpers import bench
+
+    runner = TFLiteRunner(model_path, threads, batch_size=1)
+    runner.set_input(image[:1])
+    return bench.measure_latency(runner.interpreter.invoke, runs=runs, warmup=warmup, threads=threads)
+
+
 def accuracy(runner, x: np.ndarray, y: np.ndarray) -> float:
     """Top-1 accuracy of any runner above on images ``x`` (float, N×28×28×1) and labels ``y``."""
     predictions = runner.predict(x)

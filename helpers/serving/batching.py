@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.serving.errors import InvalidArgument
+from helpers.serving.errors import InvalidArgument, Unavailable
 
 
 @dataclass(frozen=True)
@@ -90,8 +90,6 @@ class Batcher:
         try:
             self._queue.put_nowait(task)
         except queue.Full:
-            from helpers.serving.errors import Unavailable
-
             raise Unavailable("Batch queue is full, retry later") from None
         return task.future
 

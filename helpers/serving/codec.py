@@ -58,10 +58,9 @@ def to_tensor(value, spec: TensorSpec) -> np.ndarray:
                                   f"(ragged lists or wrong type?): {error}") from None
         if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
             raise InvalidArgument(f"Input '{spec.name}' contains NaN or Infinity")
-    expected = spec.shape
-    if spec.shape and (array.ndim != len(expected) or any(
-            want is not None and want != got for want, got in zip(expected, array.shape))):
-        wanted = "[" + ", ".join("-1" if d is None else str(d) for d in expected) + "]"
+    if spec.shape and (array.ndim != len(spec.shape) or any(
+            want is not None and want != got for want, got in zip(spec.shape, array.shape))):
+        wanted = "[" + ", ".join("-1" if d is None else str(d) for d in spec.shape) + "]"
         raise InvalidArgument(f"Input '{spec.name}' has shape {list(array.shape)}; the signature "
                               f"expects {wanted} (-1: any size)")
     if spec.shape and array.shape[0] == 0:

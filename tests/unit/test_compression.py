@@ -59,10 +59,6 @@ def test_near_zero_share():
     assert compression.near_zero_share(np.array([0.0, 1.0, -1.0, 2.0])) == 0.25
 
 
-def test_most_frequent_share():
-    assert compression.most_frequent_share(np.array([1, 1, 1, 0, 5], np.int8)) == (1.0, 0.6)
-
-
 def test_per_channel_distinct_values():
     weights = np.array([[1.0, 1.0, 2.0], [3.0, 4.0, 5.0]])
     assert compression.distinct_values(weights) == 5

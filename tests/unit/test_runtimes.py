@@ -88,3 +88,9 @@ def test_onnx_runner_parity(tiny_model, images, tmp_path):
     assert runtimes.parity(tiny_model.predict(images, verbose=0), outputs)["max_abs_diff"] < 1e-5
     with pytest.raises(FileNotFoundError, match="No ONNX model"):
         runtimes.OnnxRunner(tmp_path / "absent.onnx")
+
+
+def test_tflite_latency_states_runs_and_threads(tiny_model, images, tmp_path):
+    path = litert.convert_to_file(tiny_model, "float32", tmp_path / "lat.tflite")
+    latency = runtimes.tflite_latency(path, images, threads=1, runs=7, warmup=2)
+    assert latency.runs == 7 and latency.threads == 1 and 0 < latency.median_ms <= latency.p95_ms
