@@ -2,10 +2,17 @@
 
     with launcher.ModelServer("baseline", base_path) as server:
         requests.post(server.rest_url + "/v1/models/baseline:predict", json=...)
+
+The same class starts the real ``tensorflow_model_server`` binary where it is installed
+(``binary=shutil.which("tensorflow_model_server")``): the flags it passes are TF Serving's.
+A server is stopped by :meth:`ModelServer.stop`, the context manager, at interpreter exit, and,
+if the parent process dies without any of those (a killed kernel), by the server's own
+exit-with-parent watchdog.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import socket
@@ -34,10 +41,11 @@ class ModelServer:
     """
 
     def __init__(self, model_name: str, base_path: Path, extra_flags=(), start_timeout_s: float = 60,
-                 stop_timeout_s: float = 15, token: str | None = None):
+                 stop_timeout_s: float = 15, token: str | None = None, binary: str | None = None):
         self.model_name, self.base_path = model_name, Path(base_path)
         self.rest_port, self.grpc_port = free_port(), free_port()
         self.extra_flags, self.token = list(extra_flags), token
+        self.command = [binary] if binary else [sys.executable, "-m", "helpers.serving"]
         self.start_timeout_s, self.stop_timeout_s = start_timeout_s, stop_timeout_s
         self.process: subprocess.Popen | None = None
         self._log = tempfile.NamedTemporaryFile(prefix="model-server-", suffix=".log", delete=False)
@@ -66,9 +74,11 @@ class ModelServer:
             token_file.write_text(self.token)
             token_file.chmod(0o600)
             flags.append(f"--auth_token_file={token_file}")
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen([sys.executable, "-m", "helpers.serving", *flags],
-                                        stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1",
+               "HELPERS_SERVING_PARENT_PID": str(os.getpid())}
+        self.process = subprocess.Popen([*self.command, *flags], stdout=self._log,
+                                        stderr=subprocess.STDOUT, env=env)
+        atexit.register(self.stop)
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -97,6 +107,7 @@ class ModelServer:
                 self.process.wait(5)
         if self.process:
             self.returncode = self.process.returncode
+            atexit.unregister(self.stop)
         return self.returncode
 
     def __enter__(self) -> ModelServer:

@@ -2,16 +2,23 @@
 
 - ``serving_requests_total{model, version, api, status}``: requests by outcome;
 - ``serving_request_latency_seconds{model, version, api}``: latency histogram;
-- ``serving_batch_size``: rows per model call (1 everywhere without batching).
+- ``serving_batch_size``: rows per model call (1 everywhere without batching);
+- ``python_gc_pause_seconds{generation}``: how long each garbage-collection pass stopped the
+  process (measured with ``gc.callbacks``), the cause of the latency tail that ``gc.freeze()``
+  removes.
 """
 
 from __future__ import annotations
+
+import gc
+import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+GC_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
 class ServerMetrics:
@@ -26,6 +33,22 @@ class ServerMetrics:
                                  registry=self.registry)
         self.batch_size = Histogram("serving_batch_size", "Rows per model call",
                                     buckets=BATCH_BUCKETS, registry=self.registry)
+        self.gc_pause = Histogram("python_gc_pause_seconds", "Garbage-collection pauses",
+                                  ["generation"], buckets=GC_BUCKETS, registry=self.registry)
+        self._gc_started = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict) -> None:
+        # The collector holds the GIL from "start" to "stop": no other thread runs in between.
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_pause.labels(str(info["generation"])).observe(time.perf_counter() - self._gc_started)
+
+    def close(self) -> None:
+        """Stop timing garbage collections."""
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
 
     def observe_request(self, model: str, version: str, api: str, status, seconds: float) -> None:
         self.requests.labels(model, version, api, str(status)).inc()

@@ -19,9 +19,29 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 log = logging.getLogger("helpers.serving")
+PARENT_PID_VARIABLE = "HELPERS_SERVING_PARENT_PID"
+
+
+def _exit_with_parent(parent_pid: str | None, poll_s: float = 1.0) -> None:
+    """If started by a notebook or a test (``parent_pid`` set), stop when that process is gone.
+
+    A kernel that is killed cannot stop its children; this watchdog makes sure no orphaned
+    server keeps a port and the CPU busy. It sends this process SIGTERM: the normal clean stop.
+    """
+    if not parent_pid:
+        return
+
+    def watch():
+        while os.getppid() == int(parent_pid):
+            time.sleep(poll_s)
+        log.warning("parent process %s is gone: stopping", parent_pid)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _flag_bool(text: str) -> bool:
@@ -104,6 +124,7 @@ def main(argv=None) -> int:
         gc.collect()
         gc.freeze()      # the loaded model's objects are never scanned again by full collections
     manager.start_polling(flags.file_system_poll_wait_seconds)
+    _exit_with_parent(os.environ.get(PARENT_PID_VARIABLE))
 
     grpc_server = None
     if flags.port:

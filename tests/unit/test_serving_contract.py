@@ -4,7 +4,11 @@ hot reload, auth and shutdown. Servers run as subprocesses on loopback ports, bo
 import json
 import shutil
 import signal
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
 import grpc
 import keras
@@ -60,6 +64,15 @@ def images():
 def post(server, path, body, **kwargs):
     data = body if isinstance(body, (bytes, str)) else json.dumps(body)
     return requests.post(server.rest_url + path, data=data, timeout=TIMEOUT, **kwargs)
+
+
+def wait_for(condition, timeout_s=TIMEOUT):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def expected(classifiers, version, x):
@@ -232,8 +245,6 @@ def test_grpc_predict_metadata_status_and_errors(server, models, images):
 
 
 def test_hot_reload_and_rollback(server, models, images):
-    import time
-
     base, spare_version, classifiers = models
     shutil.copytree(spare_version, base / ".incoming-3")
     (base / ".incoming-3").rename(base / "3")
@@ -242,14 +253,6 @@ def test_hot_reload_and_rollback(server, models, images):
         reply = post(server, "/v1/models/clf:predict", {"instances": images[:2].tolist()})
         assert reply.status_code == 200
         return np.array([row["probabilities"] for row in reply.json()["predictions"]])
-
-    def wait_for(condition):
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            if condition():
-                return True
-            time.sleep(0.2)
-        return False
 
     def versions():
         rows = requests.get(f"{server.rest_url}/v1/models/clf", timeout=TIMEOUT).json()
@@ -286,3 +289,22 @@ def test_sigterm_stops_cleanly(models):
 def test_a_base_path_without_versions_fails_fast(tmp_path):
     with pytest.raises(RuntimeError, match="no loadable version"):
         launcher.ModelServer("clf", tmp_path, start_timeout_s=TIMEOUT).start()
+
+
+def test_a_server_whose_parent_dies_stops_by_itself(models, tmp_path):
+    base, _, _ = models
+    pid_file = tmp_path / "server.pid"
+    parent = (f"import os, sys\nfrom helpers.serving import launcher\n"
+              f"server = launcher.ModelServer('clf', {str(base)!r}, ['--port=0']).start()\n"
+              f"open({str(pid_file)!r}, 'w').write(str(server.process.pid))\n"
+              f"os._exit(0)   # dies without stopping its server (no atexit, no context manager)\n")
+    subprocess.run([sys.executable, "-c", parent], check=True, timeout=TIMEOUT * 2)
+    pid = int(pid_file.read_text())
+
+    def gone():
+        try:
+            state = Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:
+            return True
+        return "\nState:\tZ" in state          # exited, waiting to be reaped by init
+    assert wait_for(gone, TIMEOUT), "orphaned server kept running"

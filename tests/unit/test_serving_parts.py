@@ -101,3 +101,20 @@ def test_threads_do_not_hang_on_stop():
     batcher.stop()
     assert not any(t.is_alive() for t in threading.enumerate() if t.name.startswith("batcher-")
                    and t in batcher._threads)
+
+
+def test_garbage_collection_pauses_are_measured():
+    import gc
+
+    from helpers.serving import metrics
+
+    server_metrics = metrics.ServerMetrics()
+    try:
+        gc.collect()
+        text = server_metrics.exposition()[0].decode()
+        count = next(line for line in text.splitlines()
+                     if line.startswith('python_gc_pause_seconds_count{generation="2"}'))
+        assert float(count.split()[-1]) >= 1
+    finally:
+        server_metrics.close()
+    assert server_metrics._on_gc not in gc.callbacks

@@ -1,0 +1,80 @@
+import http.server
+import threading
+import time
+
+import pytest
+
+from helpers import loadtest
+
+
+def test_closed_loop_counts_latencies_statuses_and_exceptions():
+    def send(client, i):
+        time.sleep(0.002)
+        if i % 10 == 3:
+            raise ConnectionError("refused")
+        return 200 if i % 10 else 503
+
+    result = loadtest.closed_loop(send, concurrency=4, duration_s=0.3, warmup_s=0.05)
+    assert result.requests > 40 and len(result.latencies_s) == result.requests
+    assert result.statuses[503] > 0 and result.statuses["exception"] > 0
+    assert result.errors == result.statuses[503] + result.statuses["exception"]
+    assert "ConnectionError: refused" in result.first_error
+    summary = result.summary()
+    assert summary["concurrency"] == 4 and 0.3 <= result.duration_s < 0.5
+    assert 2 <= summary["p50_ms"] < summary["p99_ms"] + 1e-9
+    assert summary["rps"] == pytest.approx(result.requests / result.duration_s)
+
+
+def test_closed_loop_threads_send_different_payloads_and_close_clients():
+    seen, closed = set(), []
+
+    class Client:
+        def close(self):
+            closed.append(self)
+
+    def send(client, i):
+        seen.add(i % 3)
+        time.sleep(0.001)
+        return 200
+
+    result = loadtest.closed_loop(send, concurrency=3, duration_s=0.05, client_factory=Client)
+    assert seen == {0, 1, 2} and len(closed) == 3 and result.errors == 0
+
+
+def test_closed_loop_rejects_nonsense():
+    with pytest.raises(ValueError):
+        loadtest.closed_loop(lambda c, i: 200, concurrency=0, duration_s=1)
+
+
+class _Echo(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        if body == b"close":
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_http_client_keeps_the_connection_and_reconnects():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = loadtest.HttpClient(f"http://127.0.0.1:{server.server_address[1]}")
+        assert client.post("/x", b"one") == (200, b"one")
+        connection = client._connection
+        assert client.post("/x", b"two") == (200, b"two") and client._connection is connection
+        assert client.post("/x", b"close") == (200, b"close")      # the server closes after this
+        assert client.post("/x", b"three") == (200, b"three")      # transparently reconnected
+        client.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(ValueError, match="http://host:port"):
+        loadtest.HttpClient("127.0.0.1:8501")
