@@ -100,11 +100,12 @@ def _restart_needed() -> list[str]:
 
 
 def install_colab_extras(root: Path) -> None:
-    """Install what Colab lacks, without touching its TensorFlow (tf-keras is matched to it)."""
+    """Install what Colab lacks, without touching its TensorFlow (tf-keras and
+    tensorflow-serving-api, which depend on TensorFlow, are pinned to its version)."""
     tf_version = importlib.metadata.version("tensorflow")
     major_minor = ".".join(tf_version.split(".")[:2])
     cmd = [sys.executable, "-m", "pip", "install", "-q", "-r", str(root / COLAB_EXTRAS_FILE),
-           f"tf-keras~={major_minor}.0"]
+           f"tf-keras~={major_minor}.0", f"tensorflow-serving-api~={major_minor}.0"]
     subprocess.run(cmd, check=True)
 
 

@@ -94,13 +94,16 @@ class LoadResult:
         return float(np.percentile(self.latencies_s, q) * 1000) if self.requests else float("nan")
 
     def summary(self) -> dict:
-        """One row for a table: concurrency, requests, errors, rps, p50_ms, p99_ms."""
+        """One row for a table: concurrency, requests, errors, rps, mean_ms, p50_ms, p99_ms."""
+        mean_ms = float(np.mean(self.latencies_s) * 1000) if self.requests else float("nan")
         return {"concurrency": self.concurrency, "requests": self.requests, "errors": self.errors,
-                "rps": self.rps, "p50_ms": self.percentile_ms(50), "p99_ms": self.percentile_ms(99)}
+                "rps": self.rps, "mean_ms": mean_ms, "p50_ms": self.percentile_ms(50),
+                "p99_ms": self.percentile_ms(99)}
 
 
 def closed_loop(send: Callable[[object, int], int], concurrency: int, duration_s: float,
-                client_factory: Callable[[], object] = lambda: None, warmup_s: float = 0.0) -> LoadResult:
+                client_factory: Callable[[], object] = lambda: None, warmup_s: float = 0.0,
+                stop: threading.Event | None = None) -> LoadResult:
     """Run ``concurrency`` threads for ``warmup_s + duration_s`` seconds.
 
     Each thread makes its own client with ``client_factory()`` and calls ``send(client, i)``
@@ -108,7 +111,8 @@ def closed_loop(send: Callable[[object, int], int], concurrency: int, duration_s
     payloads) in a loop; ``send`` returns the HTTP (or gRPC-mapped) status, 200 meaning success.
     An exception counts as status ``"exception"`` and does not stop the thread. Only requests
     that *start* after the warm-up are measured; the window runs from the end of the warm-up until
-    the last answer (requests started before the deadline are waited for).
+    the last answer (requests started before the deadline are waited for). Setting ``stop``
+    ends the test early (for load that runs in the background while something else happens).
     """
     if concurrency < 1 or duration_s <= 0:
         raise ValueError("concurrency must be >= 1 and duration_s > 0")
@@ -123,7 +127,7 @@ def closed_loop(send: Callable[[object, int], int], concurrency: int, duration_s
         client = client_factory()
         i = number
         try:
-            while (began := time.perf_counter()) < deadline:
+            while (began := time.perf_counter()) < deadline and not (stop and stop.is_set()):
                 try:
                     status = send(client, i)
                 except Exception as error:  # noqa: BLE001 - a load test records failures

@@ -31,6 +31,11 @@ class NotFound(ServingError):
     grpc_code = grpc.StatusCode.NOT_FOUND
 
 
+class MethodNotAllowed(ServingError):
+    http_status = 405
+    grpc_code = grpc.StatusCode.UNIMPLEMENTED
+
+
 class PayloadTooLarge(ServingError):
     http_status = 413
     grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -15,6 +15,7 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.parser import text_string_to_metric_families
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -59,3 +60,13 @@ class ServerMetrics:
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def parse_samples(text: str) -> dict[tuple[str, tuple], float]:
+    """Prometheus text format as ``{(sample name, ((label, value), ...)): value}``.
+
+    Labels are sorted, so ``samples[("serving_batch_size_count", ())]`` or
+    ``samples[("python_gc_pause_seconds_sum", (("generation", "2"),))]`` look a sample up.
+    """
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}

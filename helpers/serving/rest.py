@@ -24,7 +24,7 @@ from google.protobuf import json_format
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from helpers.serving import codec
-from helpers.serving.errors import PayloadTooLarge, ServingError, Unauthenticated
+from helpers.serving.errors import MethodNotAllowed, PayloadTooLarge, ServingError, Unauthenticated
 from helpers.serving.models import ModelManager
 
 
@@ -106,12 +106,19 @@ def create_app(manager: ModelManager, options: Options | None = None) -> FastAPI
         return response
 
     # ---- status and metadata -------------------------------------------------------------
+    def refuse_get_on_predict(name: str, version: str = "") -> None:
+        """``GET .../fashion:predict`` would otherwise look up a model called "fashion:predict"."""
+        if ":" in name or ":" in version:
+            raise MethodNotAllowed("Method GET not allowed on :predict; send POST")
+
     @app.get("/v1/models/{name}")
     async def status(name: str):
+        refuse_get_on_predict(name)
         return {"model_version_status": manager.status(name)}
 
     @app.get("/v1/models/{name}/versions/{version}")
     async def status_of_version(name: str, version: str):
+        refuse_get_on_predict(name, version)
         return {"model_version_status": manager.status(name, version)}
 
     @app.get("/v1/models/{name}/metadata")

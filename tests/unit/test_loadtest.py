@@ -21,7 +21,7 @@ def test_closed_loop_counts_latencies_statuses_and_exceptions():
     assert "ConnectionError: refused" in result.first_error
     summary = result.summary()
     assert summary["concurrency"] == 4 and 0.3 <= result.duration_s < 0.5
-    assert 2 <= summary["p50_ms"] < summary["p99_ms"] + 1e-9
+    assert 2 <= summary["p50_ms"] < summary["p99_ms"] + 1e-9 and summary["mean_ms"] >= 2
     assert summary["rps"] == pytest.approx(result.requests / result.duration_s)
 
 
@@ -39,6 +39,14 @@ def test_closed_loop_threads_send_different_payloads_and_close_clients():
 
     result = loadtest.closed_loop(send, concurrency=3, duration_s=0.05, client_factory=Client)
     assert seen == {0, 1, 2} and len(closed) == 3 and result.errors == 0
+
+
+def test_closed_loop_stops_early_when_asked():
+    stop = threading.Event()
+    threading.Timer(0.1, stop.set).start()
+    started = time.perf_counter()
+    result = loadtest.closed_loop(lambda c, i: time.sleep(0.001) or 200, 2, duration_s=30, stop=stop)
+    assert time.perf_counter() - started < 2 and result.requests > 10
 
 
 def test_closed_loop_rejects_nonsense():

@@ -164,6 +164,8 @@ def test_other_http_errors_are_json(server):
     assert wrong_method.status_code == 405 and "error" in wrong_method.json()
     unknown = requests.get(f"{server.rest_url}/v2/whatever", timeout=TIMEOUT)
     assert unknown.status_code == 404 and "error" in unknown.json()
+    get_on_predict = requests.get(f"{server.rest_url}/v1/models/clf/versions/2:predict", timeout=TIMEOUT)
+    assert get_on_predict.status_code == 405 and "POST" in get_on_predict.json()["error"]
     missing_version = requests.get(f"{server.rest_url}/v1/models/clf/versions/7", timeout=TIMEOUT)
     assert missing_version.status_code == 404 and "error" in missing_version.json()
 

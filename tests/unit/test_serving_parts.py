@@ -111,10 +111,10 @@ def test_garbage_collection_pauses_are_measured():
     server_metrics = metrics.ServerMetrics()
     try:
         gc.collect()
-        text = server_metrics.exposition()[0].decode()
-        count = next(line for line in text.splitlines()
-                     if line.startswith('python_gc_pause_seconds_count{generation="2"}'))
-        assert float(count.split()[-1]) >= 1
+        server_metrics.observe_batch(3)
+        samples = metrics.parse_samples(server_metrics.exposition()[0].decode())
+        assert samples[("python_gc_pause_seconds_count", (("generation", "2"),))] >= 1
+        assert samples[("serving_batch_size_sum", ())] == 3
     finally:
         server_metrics.close()
     assert server_metrics._on_gc not in gc.callbacks
