@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import math
 import operator
+import re
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from helpers import env
 
@@ -89,3 +93,34 @@ def assert_outcomes(metrics: dict, expectations: list[Expect], mode: str) -> lis
         raise AssertionError(f"{len(failed)} outcome(s) failed in {mode} mode: " + "; ".join(
             f"{o.metric}={o.value!r} is not {o.op} {o.threshold!r}" for o in failed))
     return outcomes
+
+
+@dataclass(frozen=True)
+class PytestRun:
+    """The outcome of :func:`run_pytest`: counts and pytest's last line."""
+
+    passed: int
+    failed: int
+    summary: str
+    output: str
+
+
+def run_pytest(*paths: str, cwd: Path | None = None, timeout_s: float = 600) -> PytestRun:
+    """Run pytest on ``paths`` in a subprocess (from the course root by default) and count.
+
+    The project's ``addopts`` (nbval options) are dropped, so it also works where nbval is not
+    installed (Colab). Errors during collection count as failures.
+    """
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "--color=no", "-o", "addopts=",
+                          "-p", "no:cacheprovider", *paths], cwd=cwd or env.course_root(),
+                         capture_output=True, text=True, timeout=timeout_s)
+    lines = run.stdout.strip().splitlines()
+    summary = lines[-1] if lines else run.stderr.strip()[-300:]
+
+    def count(word: str) -> int:
+        found = re.search(rf"(\d+) {word}", summary)
+        return int(found.group(1)) if found else 0
+    failed = count("failed") + count("errors?")
+    if run.returncode != 0 and failed == 0:
+        failed = 1                                  # pytest could not run at all: never a pass
+    return PytestRun(count("passed"), failed, summary, run.stdout + run.stderr)

@@ -15,6 +15,7 @@ little as possible: :class:`HttpClient` is a bare keep-alive ``http.client`` con
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import threading
 import time
@@ -151,3 +152,29 @@ def closed_loop(send: Callable[[object, int], int], concurrency: int, duration_s
         thread.join()
     window = time.perf_counter() - measure_from     # the last measured answer arrived by now
     return LoadResult(concurrency, window, np.asarray(latencies), statuses, errors[0] if errors else "")
+
+
+@contextlib.contextmanager
+def in_background(send: Callable[[object, int], int], concurrency: int,
+                  client_factory: Callable[[], object] = lambda: None, max_duration_s: float = 600):
+    """Keep a closed-loop load running while the ``with`` block runs; its result afterwards.
+
+        with loadtest.in_background(send, 4, make_client) as background:
+            ...                                   # deploy, roll back
+        background.result.errors                  # requests that failed meanwhile
+    """
+    stop = threading.Event()
+    holder = _Background()
+    thread = threading.Thread(target=lambda: setattr(holder, "result", closed_loop(
+        send, concurrency, max_duration_s, client_factory, stop=stop)), daemon=True)
+    thread.start()
+    try:
+        yield holder
+    finally:
+        stop.set()
+        thread.join()
+
+
+@dataclass
+class _Background:
+    result: LoadResult | None = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +24,36 @@ import time
 from pathlib import Path
 
 import requests
+
+TF_SERVING_APT = """
+REPO=http://storage.googleapis.com/tensorflow-serving-apt
+echo "deb [arch=amd64] $REPO stable tensorflow-model-server tensorflow-model-server-universal" \\
+  > /etc/apt/sources.list.d/tensorflow-serving.list
+curl -fsSL $REPO/tensorflow-serving.release.pub.gpg | apt-key add -
+apt-get update -qq && apt-get install -y -qq tensorflow-model-server
+"""
+
+
+def tf_serving_binary(install: bool = False) -> str | None:
+    """Path of ``tensorflow_model_server`` if installed; with ``install``, first install it from
+    Google's apt repository (TF_SERVING_APT, as https://www.tensorflow.org/tfx/serving/setup
+    describes; needs root, as in Colab). ``None`` when it is not (and was not) installed."""
+    if shutil.which("tensorflow_model_server") is None and install:
+        subprocess.run(["bash", "-c", TF_SERVING_APT], check=True)
+    return shutil.which("tensorflow_model_server")
+
+
+def wait_for(condition, timeout_s: float = 30, what: str = "the condition") -> float:
+    """Poll ``condition()`` every 0.1 s until it is true; return the seconds it took.
+
+    Raises TimeoutError naming ``what`` after ``timeout_s``.
+    """
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout_s:
+            raise TimeoutError(f"Waited {timeout_s:g} s for {what}")
+        time.sleep(0.1)
+    return time.monotonic() - started
 
 
 def free_port() -> int:

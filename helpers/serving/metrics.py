@@ -70,3 +70,38 @@ def parse_samples(text: str) -> dict[tuple[str, tuple], float]:
     """
     return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
             for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def scrape(base_url: str, timeout_s: float = 10) -> dict[tuple[str, tuple], float]:
+    """Fetch ``<base_url>/monitoring/prometheus/metrics`` and parse it (see :func:`parse_samples`)."""
+    import requests
+
+    reply = requests.get(f"{base_url}/monitoring/prometheus/metrics", timeout=timeout_s)
+    reply.raise_for_status()
+    return parse_samples(reply.text)
+
+
+class MetricsChange:
+    """How much a server's metrics moved while a block ran.
+
+        with MetricsChange(server.rest_url) as change:
+            ...                                              # load the server
+        change("serving_batch_size_sum") / change("serving_batch_size_count")   # rows per call
+        change("python_gc_pause_seconds_count", generation="2")
+    """
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url
+        self.before: dict = {}
+        self.after: dict = {}
+
+    def __enter__(self) -> MetricsChange:
+        self.before = scrape(self.base_url)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.after = scrape(self.base_url)
+
+    def __call__(self, name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return self.after.get(key, 0.0) - self.before.get(key, 0.0)

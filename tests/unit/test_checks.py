@@ -35,3 +35,11 @@ def test_bad_arguments():
         checks.assert_outcomes({"accuracy": 1.0}, EXPECT, "fast")
     with pytest.raises(ValueError, match="at least one"):
         checks.assert_outcomes({}, [], "full")
+
+
+def test_run_pytest_counts_passes_and_failures(tmp_path):
+    (tmp_path / "test_sample.py").write_text("def test_a():\n    pass\n\ndef test_b():\n    assert False\n")
+    run = checks.run_pytest("test_sample.py", cwd=tmp_path, timeout_s=120)
+    assert (run.passed, run.failed) == (1, 1) and "1 failed, 1 passed" in run.summary
+    broken = checks.run_pytest("does_not_exist.py", cwd=tmp_path, timeout_s=120)
+    assert broken.passed == 0 and broken.failed >= 1

@@ -86,3 +86,10 @@ def test_http_client_keeps_the_connection_and_reconnects():
         server.server_close()
     with pytest.raises(ValueError, match="http://host:port"):
         loadtest.HttpClient("127.0.0.1:8501")
+
+
+def test_in_background_runs_until_the_block_ends():
+    with loadtest.in_background(lambda c, i: time.sleep(0.001) or 200, 2) as background:
+        time.sleep(0.1)
+        assert background.result is None
+    assert background.result.requests > 10 and background.result.errors == 0

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import grpc
@@ -64,15 +63,6 @@ def images():
 def post(server, path, body, **kwargs):
     data = body if isinstance(body, (bytes, str)) else json.dumps(body)
     return requests.post(server.rest_url + path, data=data, timeout=TIMEOUT, **kwargs)
-
-
-def wait_for(condition, timeout_s=TIMEOUT):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def expected(classifiers, version, x):
@@ -260,10 +250,10 @@ def test_hot_reload_and_rollback(server, models, images):
         rows = requests.get(f"{server.rest_url}/v1/models/clf", timeout=TIMEOUT).json()
         return {row["version"] for row in rows["model_version_status"]}
 
-    assert wait_for(lambda: "3" in versions())
+    launcher.wait_for(lambda: "3" in versions(), TIMEOUT, "version 3 to load")
     np.testing.assert_allclose(latest_probabilities(), expected(classifiers, 3, images[:2]), atol=1e-5)
     shutil.rmtree(base / "3")                              # roll back
-    assert wait_for(lambda: versions() == {"1", "2"})
+    launcher.wait_for(lambda: versions() == {"1", "2"}, TIMEOUT, "version 3 to unload")
     np.testing.assert_allclose(latest_probabilities(), expected(classifiers, 2, images[:2]), atol=1e-5)
 
 
@@ -309,4 +299,4 @@ def test_a_server_whose_parent_dies_stops_by_itself(models, tmp_path):
         except FileNotFoundError:
             return True
         return "\nState:\tZ" in state          # exited, waiting to be reaped by init
-    assert wait_for(gone, TIMEOUT), "orphaned server kept running"
+    launcher.wait_for(gone, TIMEOUT, "the orphaned server to stop")

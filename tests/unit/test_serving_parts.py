@@ -118,3 +118,45 @@ def test_garbage_collection_pauses_are_measured():
     finally:
         server_metrics.close()
     assert server_metrics._on_gc not in gc.callbacks
+
+
+def test_metrics_change_reports_what_moved_during_a_block():
+    import http.server
+
+    from helpers.serving import metrics
+
+    counts = iter([1.0, 5.0])
+
+    class Exposition(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = (f"# TYPE requests counter\nrequests_total{{code=\"200\"}} {next(counts)}\n"
+                    f"# TYPE gauge_a gauge\ngauge_a 7\n").encode()
+            self.send_response(200 if self.path == "/monitoring/prometheus/metrics" else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Exposition)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with metrics.MetricsChange(f"http://127.0.0.1:{server.server_address[1]}") as change:
+            pass
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert change("requests_total", code="200") == 4.0
+    assert change("gauge_a") == 0.0 and change("not_there") == 0.0
+
+
+def test_wait_for_and_the_tf_serving_lookup(monkeypatch):
+    from helpers.serving import launcher
+
+    flips = iter([False, False, True])
+    assert launcher.wait_for(lambda: next(flips), timeout_s=5) < 1
+    with pytest.raises(TimeoutError, match="the moon"):
+        launcher.wait_for(lambda: False, timeout_s=0.2, what="the moon")
+    monkeypatch.setattr(launcher.shutil, "which", lambda name: None)
+    assert launcher.tf_serving_binary(install=False) is None
