@@ -9,7 +9,7 @@ from __future__ import annotations
 import gzip
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -55,6 +55,63 @@ def measure_latency(fn: Callable[[], object], runs: int = 100, warmup: int = 10,
     samples *= 1000.0
     return Latency(median_ms=float(np.median(samples)), p95_ms=float(np.percentile(samples, 95)),
                    mean_ms=float(samples.mean()), runs=runs, warmup=warmup, threads=threads)
+
+
+@dataclass(frozen=True)
+class Interleaved:
+    """Latencies of several callables timed in alternating rounds (see :func:`interleaved`).
+
+    ``latency`` summarises every timed call of each candidate; ``round_medians`` holds each
+    round's median (ms), from which ratios are taken round by round.
+    """
+
+    latency: dict[str, Latency]
+    round_medians: dict[str, tuple]
+
+    def ratio(self, numerator: str, denominator: str) -> float:
+        """Median over rounds of ``numerator``'s round median / ``denominator``'s."""
+        a, b = np.asarray(self.round_medians[numerator]), np.asarray(self.round_medians[denominator])
+        return float(np.median(a / b))
+
+    def speedup(self, baseline: str, candidate: str) -> float:
+        """How many times faster ``candidate`` is than ``baseline`` (>1: faster)."""
+        return self.ratio(baseline, candidate)
+
+
+def interleaved(candidates: Mapping[str, Callable[[], object]], rounds: int = 15,
+                runs_per_round: int = 20, warmup: int = 5, threads: int | None = None) -> Interleaved:
+    """Time several callables A/B/A/B: ``rounds`` rounds of ``runs_per_round`` calls each.
+
+    On a shared machine the load changes from second to second; timing A in one loop and B in
+    a later one lets a busy moment land on one of them. Alternating them in short rounds (the
+    order rotating each round) exposes both to the same conditions, and a ratio taken per round
+    and then the median over rounds ignores the rounds a burst of load spoiled.
+    """
+    if len(candidates) < 2 or rounds < 1 or runs_per_round < 1 or warmup < 0:
+        raise ValueError("interleaved needs two or more candidates, rounds >= 1, "
+                         "runs_per_round >= 1 and warmup >= 0")
+    names = list(candidates)
+    for name in names:
+        for _ in range(warmup):
+            candidates[name]()
+    samples = {name: np.empty((rounds, runs_per_round)) for name in names}
+    for r in range(rounds):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            fn, row = candidates[name], samples[name][r]
+            for i in range(runs_per_round):
+                start = time.perf_counter()
+                fn()
+                row[i] = time.perf_counter() - start
+    latency, medians = {}, {}
+    for name, values in samples.items():
+        values = values * 1000.0
+        flat = values.ravel()
+        latency[name] = Latency(median_ms=float(np.median(flat)),
+                                p95_ms=float(np.percentile(flat, 95)), mean_ms=float(flat.mean()),
+                                runs=flat.size, warmup=warmup, threads=threads)
+        medians[name] = tuple(float(m) for m in np.median(values, axis=1))
+    return Interleaved(latency, medians)
 
 
 def _files(path: Path) -> list[Path]:

@@ -12,12 +12,15 @@ working fails the run::
 from __future__ import annotations
 
 import math
+import numbers
 import operator
 import re
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from helpers import env
 
@@ -53,17 +56,37 @@ class Outcome:
     passed: bool
 
 
+def _kind(value) -> str | None:
+    """``"bool"``, ``"number"`` or ``"str"``; None for anything else (which never passes).
+
+    Booleans are kept apart from numbers although Python treats ``True`` as 1: a flag must not
+    satisfy ``>= 0.9``, and the number 1 must not satisfy ``== True``.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, numbers.Real):
+        return "number"
+    if isinstance(value, str):
+        return "str"
+    return None
+
+
 def evaluate(metrics: dict, expectations: list[Expect], mode: str) -> list[Outcome]:
-    """Check every expectation; a missing, non-numeric or NaN value fails."""
+    """Check every expectation; a missing or NaN value, or one of another kind than its
+    threshold (a boolean against a number, a number against a boolean), fails."""
     env.check_mode(mode)
     outcomes = []
     for expect in expectations:
         value, threshold = metrics.get(expect.metric), expect.threshold(mode)
-        try:
-            passed = (value is not None and not (isinstance(value, float) and math.isnan(value))
-                      and bool(_OPERATORS[expect.op](value, threshold)))
-        except TypeError:
-            passed = False
+        kind = _kind(value)
+        passed = False
+        if kind is not None and kind == _kind(threshold):
+            if kind == "number" and math.isnan(float(value)):
+                passed = False
+            elif kind != "number" and expect.op != "==":
+                passed = False                      # only equality makes sense for flags and text
+            else:
+                passed = bool(_OPERATORS[expect.op](value, threshold))
         outcomes.append(Outcome(expect.metric, value, expect.op, threshold, passed))
     return outcomes
 

@@ -138,19 +138,37 @@ def to_float(x: np.ndarray) -> np.ndarray:
     return (x.astype(np.float32) / 255.0)[..., np.newaxis]
 
 
+def _per_class_counts(labels: np.ndarray, n: int) -> np.ndarray:
+    """How many of ``n`` examples to take from each class: proportional, summing exactly to ``n``.
+
+    Largest-remainder rounding: every class gets the floor of its share, and the examples left
+    over go to the classes with the largest fractional parts (lower class index first on ties).
+    For balanced classes the counts differ by at most one.
+    """
+    available = np.bincount(labels, minlength=NUM_CLASSES)
+    share = n * available / available.sum()
+    counts = np.floor(share).astype(int)
+    leftover = n - int(counts.sum())
+    order = np.lexsort((np.arange(NUM_CLASSES), -(share - counts)))
+    counts[order[:leftover]] += 1
+    return np.minimum(counts, available)
+
+
 def stratified_subset(split: Split, n: int | None, seed: int = env.DEFAULT_SEED) -> Split:
-    """Return ``n`` examples with the class balance of ``split`` (all of it if ``n`` is None)."""
+    """Return exactly ``n`` examples with the class balance of ``split`` (all of it if ``n`` is None).
+
+    Per-class counts are proportional to the classes' shares and sum to ``n`` (for a balanced
+    split they differ by at most one); the examples keep their original order.
+    """
     if n is None or n >= len(split):
         return split
     if n < NUM_CLASSES:
         raise ValueError(f"A stratified subset needs at least {NUM_CLASSES} examples, got {n}")
     rng = np.random.default_rng(seed)
-    indices = []
-    for label in range(NUM_CLASSES):
-        members = np.flatnonzero(split.y == label)
-        take = round(n * len(members) / len(split))
-        indices.append(rng.choice(members, size=take, replace=False))
-    chosen = np.sort(np.concatenate(indices))[:n]
+    counts = _per_class_counts(split.y, n)
+    indices = [rng.choice(np.flatnonzero(split.y == label), size=int(take), replace=False)
+               for label, take in enumerate(counts)]
+    chosen = np.sort(np.concatenate(indices))
     return Split(split.x[chosen], split.y[chosen])
 
 
@@ -167,6 +185,33 @@ def train_val_split(split: Split, val_fraction: float = 0.1,
     val_mask = np.zeros(len(split), dtype=bool)
     val_mask[np.concatenate(val_idx)] = True
     return Split(split.x[~val_mask], split.y[~val_mask]), Split(split.x[val_mask], split.y[val_mask])
+
+
+@dataclass(frozen=True)
+class CourseSplits:
+    """The course's fixed protocol: train (54,000), validation (6,000), test (10,000).
+
+    Every choice (epochs, sparsity, clusters, temperature, thresholds) is made on ``validation``;
+    ``test`` gives each final model's number once.
+    """
+
+    train: Split
+    validation: Split
+    test: Split
+
+
+VALIDATION_FRACTION = 0.1
+
+
+def course_splits(fashion: FashionMNIST | None = None, seed: int = env.DEFAULT_SEED) -> CourseSplits:
+    """Split the 60,000 training images once, seeded and stratified, into 54,000 train and
+    6,000 validation images; the 10,000 test images stay as they are.
+
+    Every notebook calls this, so all of them train, choose and test on the same images.
+    """
+    fashion = fashion or load_fashion_mnist()
+    train, validation = train_val_split(fashion.train, VALIDATION_FRACTION, seed)
+    return CourseSplits(train, validation, fashion.test)
 
 
 def make_dataset(split: Split, batch_size: int = 128, shuffle: bool = False,

@@ -13,7 +13,7 @@ import math
 import platform
 from pathlib import Path
 
-from helpers import env, nbtools
+from helpers import env, hardware, nbtools
 
 # Versions recorded with every result; a notebook may add its own (e.g. "onnxruntime").
 DEFAULT_PACKAGES = ("tensorflow", "keras", "tf-keras", "numpy", "ai-edge-litert")
@@ -58,8 +58,10 @@ def results_dir() -> Path:
 def record(notebook: str, metrics: dict, mode: str, extra_packages=()) -> dict:
     """Build the result record of ``notebook`` (its file stem) and, in full mode, write it.
 
-    Returns the record. The code hash is taken from ``notebooks/<notebook>.ipynb``; a notebook
-    that does not exist there is an error, so a typo cannot write a stray file.
+    Returns the record, which also names the CPU it was measured on (``"cpu"``: model and the
+    instruction-set features that decide int8 and bf16 speed). The code hash is taken from
+    ``notebooks/<notebook>.ipynb``; a notebook that does not exist there is an error, so a typo
+    cannot write a stray file.
     """
     env.check_mode(mode)
     if not metrics:
@@ -70,6 +72,7 @@ def record(notebook: str, metrics: dict, mode: str, extra_packages=()) -> dict:
         "mode": mode,
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "versions": package_versions((*DEFAULT_PACKAGES, *extra_packages)),
+        "cpu": hardware.cpu_info(),
         "code_hash": nbtools.code_hash(notebook_path),
         "metrics": {name: _plain(name, value) for name, value in metrics.items()},
     }

@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 
 from helpers import checks
@@ -26,6 +27,24 @@ def test_missing_nan_or_wrong_type_fails(value):
     metrics = {"ratio": 0.5} if value is None else {"accuracy": value, "ratio": 0.5}
     with pytest.raises(AssertionError, match="accuracy"):
         checks.assert_outcomes(metrics, EXPECT, "full")
+
+
+@pytest.mark.parametrize("value, op, threshold", [
+    (True, ">=", 0.9), (True, "==", 1), (1, "==", True), (1.0, "==", True), (False, "<=", 0),
+    (np.bool_(True), ">=", 0.5), ("yes", "==", True), (True, ">=", False),
+])
+def test_booleans_and_numbers_do_not_mix(value, op, threshold):
+    outcome, = checks.evaluate({"m": value}, [checks.Expect("m", op, threshold, threshold)], "full")
+    assert not outcome.passed
+
+
+@pytest.mark.parametrize("value, op, threshold", [
+    (True, "==", True), (np.bool_(False), "==", False), (np.float32(0.95), ">=", 0.9),
+    (np.int64(3), "==", 3), ("Shirt", "==", "Shirt"), (2, "<", 2.5),
+])
+def test_same_kinds_compare(value, op, threshold):
+    outcome, = checks.evaluate({"m": value}, [checks.Expect("m", op, threshold, threshold)], "full")
+    assert outcome.passed
 
 
 def test_bad_arguments():

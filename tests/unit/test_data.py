@@ -62,6 +62,33 @@ def test_stratified_subset_keeps_balance():
         data.stratified_subset(_toy_split(), 5)
 
 
+@pytest.mark.parametrize("n", [10, 11, 35, 45, 99, 101, 199])
+def test_stratified_subset_returns_exactly_n_with_every_class(n):
+    subset = data.stratified_subset(_toy_split(), n, seed=1)
+    counts = np.bincount(subset.y, minlength=10)
+    assert len(subset) == n and counts.sum() == n          # 45 used to give 40, 35 lost class 9
+    assert counts.max() - counts.min() <= 1
+    assert len(set(subset.x[:, 0, 0].tolist())) == n      # no example taken twice
+
+
+def test_stratified_subset_of_an_unbalanced_split_is_proportional():
+    y = np.repeat(np.arange(10, dtype=np.uint8), [40, 30, 20, 10, 10, 10, 10, 10, 10, 10])
+    split = data.Split(np.zeros((len(y), 28, 28), np.uint8), y)
+    counts = np.bincount(data.stratified_subset(split, 80, seed=0).y, minlength=10)
+    assert counts.sum() == 80 and counts[0] == 20 and counts[1] == 15 and counts[9] == 5
+
+
+def test_course_splits_are_fixed_disjoint_and_stratified():
+    splits = data.course_splits()
+    assert (len(splits.train), len(splits.validation), len(splits.test)) == (54_000, 6_000, 10_000)
+    assert np.bincount(splits.validation.y).tolist() == [600] * 10
+    again = data.course_splits()
+    np.testing.assert_array_equal(again.validation.x, splits.validation.x)   # the same every time
+    train_rows = {row.tobytes() for row in splits.train.x[:, 10]}
+    overlap = sum(row.tobytes() in train_rows for row in splits.validation.x[:, 10])
+    assert overlap < 60                 # a few images share a row by chance; a leak would be 6,000
+
+
 def test_train_val_split_is_disjoint_and_stratified():
     split = _toy_split()
     train, val = data.train_val_split(split, 0.25, seed=0)

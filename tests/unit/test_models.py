@@ -56,3 +56,22 @@ def test_get_baseline_trains_when_missing_in_smoke_mode(tmp_path):
     assert (tmp_path / "baseline_cnn.weights.npz").is_file()
     with pytest.raises(ValueError, match="Unknown mode"):
         models.get_baseline(keras, "tiny", artifacts_dir=tmp_path)
+
+
+def test_recipe_schedules():
+    recipe = models.BASELINE_RECIPE
+    schedule = models.learning_rate_for(keras, recipe, steps_per_epoch=10)
+    assert float(schedule(0)) == pytest.approx(recipe.learning_rate)
+    assert float(schedule(recipe.epochs * 5)) == pytest.approx(recipe.learning_rate / 2, rel=1e-3)
+    assert float(schedule(recipe.epochs * 10)) == pytest.approx(0.0, abs=1e-9)   # decays to zero
+    constant = models.TrainingRecipe(learning_rate=0.01, schedule="constant")
+    assert models.learning_rate_for(keras, constant, 10) == 0.01
+    with pytest.raises(ValueError, match="Unknown schedule"):
+        models.learning_rate_for(keras, models.TrainingRecipe(schedule="step"), 10)
+
+
+def test_manifest_records_validation_accuracy(tmp_path):
+    models.save_baseline(models.build_baseline_cnn(keras), 0.9, models.SMOKE_RECIPE, "smoke",
+                         tmp_path, validation_accuracy=0.91)
+    _, manifest = models.load_baseline(keras, tmp_path)
+    assert manifest["validation_accuracy"] == 0.91 and manifest["recipe"]["schedule"] == "cosine"

@@ -13,6 +13,7 @@ def test_full_mode_writes_record(fake_root):
     assert written["metrics"] == {"accuracy": 0.5, "curve": [1, 2]}
     assert written["mode"] == "full" and len(written["code_hash"]) == 16
     assert "tensorflow" in written["versions"]
+    assert written["cpu"]["model"] and isinstance(written["cpu"]["features"], list)
 
 
 def test_missing_results_folder_is_created_with_a_note(fake_root, capsys):
