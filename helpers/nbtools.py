@@ -54,16 +54,31 @@ def stamp(notebook: dict) -> dict | None:
 
 
 # The setup cell, identical in every notebook except the KERAS value ("3" or "2").
-# The lint compares each notebook's first code cell with this text.
+# The lint compares each notebook's first code cell with this text. In Colab it clones the
+# course (or updates an existing clone) and puts it on PYTHONPATH too, so that processes a
+# notebook starts (the model server, ...) import the helpers as the kernel does.
 SETUP_CELL = '''\
-# Setup: identical in every notebook except KERAS (the lint checks it). See COURSE_GUIDE §3.
+# Setup: identical in every notebook except KERAS (the lint checks it). See CONTRIBUTING.md.
 KERAS = "{keras}"  # "3": Keras 3 (`import keras`); "2": tf_keras, which TF Model Optimization needs
 import os, subprocess, sys
-COURSE_REPO = os.environ.get("COURSE_REPO", "https://github.com/{github_repo}.git")
-if "google.colab" in sys.modules:  # Colab: fetch the course's helpers and data, once
-    if not os.path.isdir("/content/course"):
-        subprocess.run(["git", "clone", "--depth=1", COURSE_REPO, "/content/course"], check=True)
-    sys.path.insert(0, "/content/course")
+COURSE_REPO = os.environ.get("COURSE_REPO",
+                             "https://github.com/{github_repo}.git")
+COURSE_BRANCH = os.environ.get("COURSE_BRANCH", "{branch}")
+if "google.colab" in sys.modules:  # Colab: fetch the course's helpers and data (or update them)
+    COURSE_DIR = os.environ.get("COURSE_DIR", "/content/course")
+    fresh = not os.path.isdir(COURSE_DIR)
+    git = (["git", "clone", "--depth=1", "--branch", COURSE_BRANCH, COURSE_REPO, COURSE_DIR] if fresh
+           else ["git", "-C", COURSE_DIR, "pull", "--ff-only", "--quiet"])
+    done = subprocess.run(git, capture_output=True, text=True)
+    if done.returncode and fresh:
+        raise RuntimeError(f"Could not clone the course ({{' '.join(git)}}):\\n{{done.stderr}}\\n"
+                           "Set COURSE_REPO (and COURSE_BRANCH) to a reachable copy, then rerun.")
+    if done.returncode:
+        print(f"Note: could not update {{COURSE_DIR}}, using it as it is: {{done.stderr.strip()}}")
+    if COURSE_DIR not in sys.path:
+        sys.path.insert(0, COURSE_DIR)
+        paths = [COURSE_DIR, os.environ.get("PYTHONPATH", "")]
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
 try:
     from helpers import env
 except ModuleNotFoundError as missing:
@@ -79,9 +94,9 @@ def course_config(root: Path) -> dict:
     return tomllib.loads((Path(root) / "pyproject.toml").read_text())["tool"]["course"]
 
 
-def setup_cell(keras: str, github_repo: str) -> str:
+def setup_cell(keras: str, github_repo: str, branch: str = "main") -> str:
     """The expected setup cell for a notebook of Keras flavour ``keras``."""
-    return SETUP_CELL.format(keras=keras, github_repo=github_repo)
+    return SETUP_CELL.format(keras=keras, github_repo=github_repo, branch=branch)
 
 
 def colab_url(github_repo: str, branch: str, notebook_name: str) -> str:

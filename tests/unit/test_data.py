@@ -84,9 +84,8 @@ def test_course_splits_are_fixed_disjoint_and_stratified():
     assert np.bincount(splits.validation.y).tolist() == [600] * 10
     again = data.course_splits()
     np.testing.assert_array_equal(again.validation.x, splits.validation.x)   # the same every time
-    train_rows = {row.tobytes() for row in splits.train.x[:, 10]}
-    overlap = sum(row.tobytes() in train_rows for row in splits.validation.x[:, 10])
-    assert overlap < 60                 # a few images share a row by chance; a leak would be 6,000
+    train_images = {image.tobytes() for image in splits.train.x}
+    assert not any(image.tobytes() in train_images for image in splits.validation.x)
 
 
 def test_train_val_split_is_disjoint_and_stratified():
