@@ -12,18 +12,31 @@ from pathlib import Path
 import numpy as np
 
 
-def litert_interpreter(model_path: Path, num_threads: int | None = None):
-    """A LiteRT interpreter for ``model_path`` (``ai_edge_litert``, else ``tf.lite.Interpreter``)."""
+KERNELS = ("default", "builtin")
+
+
+def litert_interpreter(model_path: Path, num_threads: int | None = None, kernels: str = "default"):
+    """A LiteRT interpreter for ``model_path`` (``ai_edge_litert``, else ``tf.lite.Interpreter``).
+
+    ``kernels="default"`` lets LiteRT apply its default CPU delegate (XNNPACK);
+    ``kernels="builtin"`` runs LiteRT's own built-in kernels without it
+    (``BUILTIN_WITHOUT_DEFAULT_DELEGATES``), to see how much the kernel library decides.
+    """
     model_path = Path(model_path)
     if not model_path.is_file():
         raise FileNotFoundError(f"No .tflite model at {model_path}")
+    if kernels not in KERNELS:
+        raise ValueError(f"kernels must be one of {KERNELS}, got {kernels!r}")
     try:
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
     except ImportError:  # older stacks: the same interpreter inside TensorFlow
         import tensorflow as tf
 
-        Interpreter = tf.lite.Interpreter
-    return Interpreter(model_path=str(model_path), num_threads=num_threads)
+        Interpreter, OpResolverType = tf.lite.Interpreter, tf.lite.experimental.OpResolverType
+    resolver = (OpResolverType.AUTO if kernels == "default"
+                else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    return Interpreter(model_path=str(model_path), num_threads=num_threads,
+                       experimental_op_resolver_type=resolver)
 
 
 class KerasRunner:
@@ -71,11 +84,13 @@ class TFLiteRunner:
     """Runs a ``.tflite`` model, quantizing inputs and dequantizing outputs when they are integer.
 
     The batch dimension is resized to ``batch_size`` once; a final partial batch is padded.
+    ``kernels`` is passed to :func:`litert_interpreter`.
     """
 
-    def __init__(self, model_path: Path, num_threads: int | None = None, batch_size: int = 1):
+    def __init__(self, model_path: Path, num_threads: int | None = None, batch_size: int = 1,
+                 kernels: str = "default"):
         self.path, self.num_threads, self.batch_size = Path(model_path), num_threads, batch_size
-        self.interpreter = litert_interpreter(self.path, num_threads)
+        self.interpreter = litert_interpreter(self.path, num_threads, kernels)
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         if batch_size != self.input["shape"][0]:
