@@ -60,7 +60,10 @@ def stamp(notebook: dict) -> dict | None:
 SETUP_CELL = '''\
 # Setup: identical in every notebook except KERAS (the lint checks it). See CONTRIBUTING.md.
 KERAS = "{keras}"  # "3": Keras 3 (`import keras`); "2": tf_keras, which TF Model Optimization needs
-import os, subprocess, sys
+import os
+import subprocess
+import sys
+
 COURSE_REPO = os.environ.get("COURSE_REPO",
                              "https://github.com/{github_repo}.git")
 COURSE_BRANCH = os.environ.get("COURSE_BRANCH", "{branch}")
