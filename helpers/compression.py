@@ -25,13 +25,17 @@ def tflite_kernels(model_path: Path) -> dict[str, np.ndarray]:
 
     LiteRT stores convolution kernels as ``[out, h, w, in]`` and dense kernels as ``[out, in]``
     (Keras: ``[h, w, in, out]`` and ``[in, out]``), so the input-channel axis is the last one.
+    A float16 model feeds its operators the output of a ``DEQUANTIZE`` of each float16 kernel;
+    the stored float16 tensor is returned then.
     """
     interpreter = runtimes.litert_interpreter(model_path)
     details = interpreter.get_tensor_details()
+    ops = interpreter._get_ops_details()  # the public API has no op list; this is stable
+    dequantized_from = {op["outputs"][0]: op["inputs"][0] for op in ops if op["op_name"] == "DEQUANTIZE"}
     kernels = {}
-    for op in interpreter._get_ops_details():  # the public API has no op list; this is stable
+    for op in ops:
         if op["op_name"] in WEIGHTED_OPS and len(op["inputs"]) > 1:
-            index = op["inputs"][1]
+            index = dequantized_from.get(op["inputs"][1], op["inputs"][1])
             kernels[details[index]["name"]] = interpreter.get_tensor(index).copy()
     if not kernels:
         raise ValueError(f"No convolution or dense kernels found in {model_path}")
@@ -140,3 +144,90 @@ def wrap_layers(keras, model, names: Iterable[str], wrapper: Callable):
     copy.set_weights(model.get_weights())
     return keras.models.clone_model(
         copy, clone_function=lambda layer: wrapper(layer) if layer.name in names else layer)
+
+
+# --- Packed size and entropy: what deep compression stores (notebook 07) ----------------------
+
+from dataclasses import dataclass  # noqa: E402  (this block is appended to the module)
+
+
+@dataclass(frozen=True)
+class PackedKernel:
+    """The bits of one kernel stored as sparse cluster indices (see :func:`pack_kernel`)."""
+
+    weights: int
+    nonzeros: int
+    index_bits: int
+    codebook_bits: int
+    position_bits: int
+
+    @property
+    def total_bits(self) -> int:
+        return self.nonzeros * self.index_bits + self.codebook_bits + self.position_bits
+
+    @property
+    def bytes(self) -> int:
+        return -(-self.total_bits // 8)
+
+
+def pack_kernel(weights: np.ndarray) -> PackedKernel:
+    """How many bits ``weights`` take as deep compression stores them (fixed-width codes).
+
+    - **positions**: a bitmap of one bit per weight, set where the weight is not zero (none when
+      the kernel has no zeros);
+    - **indices**: ``ceil(log2(k))`` bits for each non-zero weight, ``k`` the size of the largest
+      codebook (for a sparsity-preserving clustering into ``2**b`` clusters, zero being one of
+      them, that is ``b`` bits);
+    - **codebook**: the distinct non-zero values. A float kernel has one codebook for the
+      tensor, entries as wide as the stored values (32 bits for float32). An integer (int8)
+      kernel has one codebook per output channel (axis 0, LiteRT's layout), entries as wide as
+      the stored integers: LiteRT scales every channel separately, so one centroid becomes a
+      different integer in each channel (the scales stay where the file stores them).
+    """
+    weights = np.asarray(weights)
+    entry_bits = 8 * weights.dtype.itemsize
+    nonzero = weights != 0
+    if np.issubdtype(weights.dtype, np.integer) and weights.ndim > 1:
+        rows, masks = weights.reshape(weights.shape[0], -1), nonzero.reshape(weights.shape[0], -1)
+        codebooks = [np.unique(row[mask]).size for row, mask in zip(rows, masks)]
+    else:
+        codebooks = [np.unique(weights[nonzero]).size]
+    largest = max(codebooks)
+    index_bits = int(np.ceil(np.log2(largest))) if largest > 1 else 0
+    return PackedKernel(weights=int(weights.size), nonzeros=int(nonzero.sum()), index_bits=index_bits,
+                        codebook_bits=entry_bits * int(sum(codebooks)),
+                        position_bits=int(weights.size) if not nonzero.all() else 0)
+
+
+def entropy_bits(weights: np.ndarray) -> float:
+    """Shannon entropy of the stored values, in bits per weight: ``-sum(p * log2(p))``.
+
+    ``p`` is the share of each distinct value (zero included). No code that writes each weight
+    on its own (Huffman coding, for instance) can use fewer bits per weight on average.
+    """
+    _, counts = np.unique(np.asarray(weights), return_counts=True)
+    shares = counts / counts.sum()
+    return float(max(0.0, -np.sum(shares * np.log2(shares))))
+
+
+def packed_row(model_path: Path, layers: Iterable[str], reference: Path) -> dict:
+    """A ``.tflite``'s size with the kernels of ``layers`` packed, and with them at their entropy.
+
+    *Packed*: the file with each of those kernels replaced by :func:`pack_kernel`'s bits,
+    everything else (other tensors, scales, the graph) as stored. *Entropy bound*: the same with
+    each of those kernels at :func:`entropy_bits` per weight. Ratios are ``reference``'s size on
+    disk (the float32 ``.tflite``) divided by these sizes; ``entropy (bits/weight)`` averages
+    over the packed kernels' weights.
+    """
+    file_bytes = bench.size_on_disk(model_path)
+    kernels = [layer_kernels(model_path, layer) for layer in layers]
+    if not kernels:
+        raise ValueError("packed_row needs at least one layer to pack")
+    stored = sum(kernel.nbytes for kernel in kernels)
+    packed = file_bytes - stored + sum(pack_kernel(kernel).bytes for kernel in kernels)
+    entropy = sum(entropy_bits(kernel) * kernel.size for kernel in kernels)
+    bound = file_bytes - stored + entropy / 8
+    reference_bytes = bench.size_on_disk(reference)
+    return {"packed KB": packed / 1024, "packed ratio": reference_bytes / packed,
+            "entropy (bits/weight)": entropy / sum(kernel.size for kernel in kernels),
+            "entropy bound KB": bound / 1024, "entropy ratio": reference_bytes / bound}

@@ -1,3 +1,5 @@
+import gzip
+
 import keras
 import numpy as np
 import pytest
@@ -30,11 +32,23 @@ def test_kernels_are_read_from_the_file(sparse_model_path):
         compression.layer_kernels(sparse_model_path, "no_such_layer")
 
 
-def test_table_and_operator_list(sparse_model_path):
+def test_table_and_operator_list(sparse_model_path, tmp_path):
     table = compression.kernel_table(sparse_model_path)
-    assert {row["weights"] for row in table.values()} == {36, 1152}
-    ops = [op for op, _ in compression.op_types(sparse_model_path)]
-    assert "CONV_2D" in ops and "FULLY_CONNECTED" in ops
+    dense = next(row for name, row in table.items() if "dense" in name)
+    conv = next(row for name, row in table.items() if "conv" in name)
+    assert dense == {"shape": (8, 144), "dtype": "float32", "weights": 1152, "sparsity": 0.5,
+                     "distinct values": 3}
+    assert conv["shape"] == (4, 3, 3, 1) and conv["weights"] == 36 and conv["sparsity"] == 0.0
+    ops = compression.op_types(sparse_model_path)
+    assert ops[0] == ("CONV_2D", "float32") and ops[-1] == ("FULLY_CONNECTED", "float32")
+    # The same model in int8: every weighted operator runs on int8 inputs.
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3), keras.layers.Flatten(),
+                              keras.layers.Dense(8)])
+    calibration = np.random.default_rng(0).random((8, 8, 8, 1), dtype=np.float32)
+    int8 = litert.convert_to_file(model, "int8", tmp_path / "int8.tflite", calibration)
+    weighted = [dtype for op, dtype in compression.op_types(int8) if op in compression.WEIGHTED_OPS]
+    assert weighted == ["int8", "int8"]
+    assert {row["dtype"] for row in compression.kernel_table(int8).values()} == {"int8"}
 
 
 def test_layer_names_as_keras_3_and_tf_mot_write_them(monkeypatch):
@@ -57,6 +71,8 @@ def test_m_by_n_detects_a_broken_pattern():
 def test_near_zero_share():
     assert compression.near_zero_share(np.array([0, 1, -1, 2], np.int8)) == 0.75
     assert compression.near_zero_share(np.array([0.0, 1.0, -1.0, 2.0])) == 0.25
+    assert compression.near_zero_share(np.array([0, 1, -1, 2, -3], np.int8), steps=2) == 0.8
+    assert compression.near_zero_share(np.array([0, 1, -128], np.int8), steps=0) == pytest.approx(1 / 3)
 
 
 def test_per_channel_distinct_values():
@@ -65,11 +81,44 @@ def test_per_channel_distinct_values():
     assert compression.distinct_values_per_channel(weights) == 3
 
 
-def test_row_measures_against_reference(sparse_model_path, tmp_path):
-    images = np.zeros((4, 8, 8, 1), np.float32)
-    row = compression.tflite_row(sparse_model_path, sparse_model_path, images, np.zeros(4, int))
-    assert row["size ratio"] == 1.0 and row["gzip ratio"] == 1.0
-    assert 0.0 <= row["accuracy"] <= 1.0 and row["gzip KB"] < row["KB"]
+def _tiny_dense_model(units: int, seed: int):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                             keras.layers.Dense(units, name="hidden"), keras.layers.Dense(8, name="out")])
+
+
+def test_row_measures_the_model_against_a_different_reference(tmp_path):
+    model, reference_model = _tiny_dense_model(16, seed=1), _tiny_dense_model(256, seed=2)
+    path = litert.convert_to_file(model, "float32", tmp_path / "model.tflite")
+    reference = litert.convert_to_file(reference_model, "float32", tmp_path / "reference.tflite")
+    images = np.random.default_rng(0).random((45, 8, 8, 1), dtype=np.float32)
+    predicted = model.predict(images, verbose=0).argmax(1)
+    labels = predicted.copy()
+    labels[::5] = (labels[::5] + 1) % 8                 # 9 wrong
+    labels[1::5] = (labels[1::5] + 2) % 8               # 9 more: 27 of 45 right
+    reference_accuracy = float(np.mean(reference_model.predict(images, verbose=0).argmax(1) == labels))
+    assert reference_accuracy != pytest.approx(0.6)     # so that scoring the wrong file shows
+
+    row = compression.tflite_row(path, reference, images, labels)   # 45 rows: one padded batch
+    size, reference_size = path.stat().st_size, reference.stat().st_size
+    packed = len(gzip.compress(path.read_bytes(), compresslevel=9, mtime=0))
+    reference_packed = len(gzip.compress(reference.read_bytes(), compresslevel=9, mtime=0))
+    assert row["KB"] == pytest.approx(size / 1024)
+    assert row["gzip KB"] == pytest.approx(packed / 1024)
+    assert row["size ratio"] == pytest.approx(reference_size / size)       # times smaller
+    assert row["gzip ratio"] == pytest.approx(reference_packed / packed)
+    assert row["size ratio"] > 8                                            # 256 vs 16 units
+    assert row["accuracy"] == pytest.approx(0.6)
+    assert set(row) == {"KB", "gzip KB", "size ratio", "gzip ratio", "accuracy"}
+
+
+def test_float16_kernels_are_read_as_stored(tmp_path):
+    model = _tiny_dense_model(16, seed=1)
+    path = litert.convert_to_file(model, "float16", tmp_path / "f16.tflite")
+    kernels = compression.tflite_kernels(path)
+    assert {w.dtype.name for w in kernels.values()} == {"float16"}
+    hidden = compression.layer_kernels(path, "hidden")
+    np.testing.assert_array_equal(hidden, model.get_layer("hidden").kernel.numpy().T.astype(np.float16))
 
 
 def test_wrap_layers_copies_and_checks_names():
