@@ -26,12 +26,16 @@ DEFAULT_SEED = 42
 
 # The stack the course is tested on (requirements.txt pins the exact versions).
 TESTED_TENSORFLOW = "2.21"
-# Packages whose in-memory version must equal the installed one; a mismatch means a
-# `pip install` upgraded them after they were imported, and only a restart fixes that.
-_RESTART_SENSITIVE = ("numpy", "tensorflow", "keras", "tf_keras", "protobuf")
-_DIST_NAMES = {"tf_keras": "tf-keras"}
+# Modules whose in-memory version must equal the installed distribution's (module name:
+# distribution name); a mismatch means a `pip install` changed them after they were imported,
+# and only a restart fixes that.
+RESTART_SENSITIVE = {"numpy": "numpy", "tensorflow": "tensorflow", "keras": "keras",
+                     "tf_keras": "tf-keras", "google.protobuf": "protobuf"}
+RESTART_ADVICE = ("Restart the runtime (Colab: Runtime → Restart session; Jupyter: Kernel → Restart "
+                  "Kernel), then run this notebook again from the top")
 # What Colab lacks (TensorFlow itself is preinstalled there and is never reinstalled).
 COLAB_EXTRAS_FILE = "requirements-colab.txt"
+NO_DEPS_MARKER = "install: --no-deps"
 
 
 class CourseSetupError(RuntimeError):
@@ -84,13 +88,14 @@ def in_colab() -> bool:
 
 
 def _restart_needed() -> list[str]:
+    """Loaded modules whose version differs from the installed one (``"numpy 1.0 loaded, ..."``)."""
     stale = []
-    for module_name in _RESTART_SENSITIVE:
+    for module_name, distribution in RESTART_SENSITIVE.items():
         module = sys.modules.get(module_name)
         if module is None or not hasattr(module, "__version__"):
             continue
         try:
-            installed = importlib.metadata.version(_DIST_NAMES.get(module_name, module_name))
+            installed = importlib.metadata.version(distribution)
         except importlib.metadata.PackageNotFoundError:
             continue
         loaded = str(module.__version__)
@@ -99,14 +104,67 @@ def _restart_needed() -> list[str]:
     return stale
 
 
-def install_colab_extras(root: Path) -> None:
-    """Install what Colab lacks, without touching its TensorFlow (tf-keras and
-    tensorflow-serving-api, which depend on TensorFlow, are pinned to its version)."""
-    tf_version = importlib.metadata.version("tensorflow")
+def colab_requirements(root: Path, tf_version: str) -> tuple[list[str], list[str]]:
+    """The requirements Colab needs, as ``(with_dependencies, without_dependencies)``.
+
+    Read from ``requirements-colab.txt`` (a line whose comment says ``install: --no-deps`` goes
+    to the second list), plus ``tensorflow-serving-api`` matched to Colab's TensorFlow minor
+    version (unpinned, it would replace Colab's TensorFlow).
+    """
+    with_deps, no_deps = [], []
+    for line in (Path(root) / COLAB_EXTRAS_FILE).read_text().splitlines():
+        requirement, _, comment = line.partition("#")
+        if requirement.strip():
+            (no_deps if NO_DEPS_MARKER in comment else with_deps).append(requirement.strip())
     major_minor = ".".join(tf_version.split(".")[:2])
-    cmd = [sys.executable, "-m", "pip", "install", "-q", "-r", str(root / COLAB_EXTRAS_FILE),
-           f"tf-keras~={major_minor}.0", f"tensorflow-serving-api~={major_minor}.0"]
-    subprocess.run(cmd, check=True)
+    with_deps.append(f"tensorflow-serving-api~={major_minor}.0")
+    return with_deps, no_deps
+
+
+def missing_requirements(requirements: list[str]) -> list[str]:
+    """The requirements that the installed distributions do not satisfy (absent or other version)."""
+    from packaging.requirements import Requirement
+
+    missing = []
+    for text in requirements:
+        requirement = Requirement(text)
+        try:
+            installed = importlib.metadata.version(requirement.name)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(text)
+            continue
+        if not requirement.specifier.contains(installed, prereleases=True):
+            missing.append(text)
+    return missing
+
+
+def _pip_install(requirements: list[str], *options: str) -> None:
+    if not requirements:
+        return
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-input", *options,
+                           *requirements], capture_output=True, text=True)
+    output = (done.stdout + done.stderr).strip()
+    if done.returncode:
+        raise CourseSetupError(f"Installing {' '.join(requirements)} failed:\n{output[-3000:]}")
+    if "dependency conflicts" in output or "ERROR" in output:
+        print(output)                        # never hide what pip says is broken
+
+
+def install_colab_extras(root: Path) -> list[str]:
+    """Install what Colab lacks, at the pinned versions, without touching its TensorFlow, Keras,
+    tf-keras or NumPy; a second run finds everything in place and installs nothing.
+
+    Returns the requirements that were installed.
+    """
+    tf_version = importlib.metadata.version("tensorflow")
+    with_deps, no_deps = colab_requirements(root, tf_version)
+    missing_with, missing_without = missing_requirements(with_deps), missing_requirements(no_deps)
+    _pip_install(missing_with)
+    _pip_install(missing_without, "--no-deps")
+    installed = missing_with + missing_without
+    print(f"Colab: installed {', '.join(installed)}" if installed
+          else "Colab: the course's extras are already installed")
+    return installed
 
 
 def _set_keras_flavour(keras: str) -> None:
@@ -224,8 +282,7 @@ def setup(keras: str = "3", seed: int = DEFAULT_SEED, deterministic: bool = True
         install_colab_extras(course_root())
     stale = _restart_needed()
     if stale:
-        raise CourseSetupError("Restart the runtime, then run this notebook again from the top: "
-                               + "; ".join(stale))
+        raise CourseSetupError(f"{RESTART_ADVICE}: " + "; ".join(stale))
     _quiet_import(keras)
     import tensorflow as tf
 
