@@ -7,6 +7,7 @@ Exit status 1 and one line per problem when anything is wrong.
 from __future__ import annotations
 
 import ast
+import html
 import json
 import re
 import sys
@@ -20,6 +21,16 @@ NAME_PATTERN = re.compile(r"^(\d\d)_[a-z0-9]+(_[a-z0-9]+)*\.ipynb$")
 FORBIDDEN_CODE = {"tf.keras.": "use `keras.` or `tf_keras.` explicitly (COURSE_GUIDE §7)",
                   "tf.compat.v1": "TF1 APIs are not taught here"}
 KERAS_LINE = re.compile(r'^KERAS = "([23])"', re.MULTILINE)
+# Notebook 00 shows which chapters have a notebook; its outputs go stale when a notebook is added
+# even though its code did not change, so they are checked against the repository itself.
+START_HERE = "00_start_here"
+PLANNED = "(planned)"
+RERUN_00 = ("re-run 00 in full mode (python tools/run_notebooks.py --mode full "
+            "notebooks/00_start_here.ipynb)")
+_TABLE = re.compile(r"<table\b.*?</table>", re.DOTALL | re.IGNORECASE)
+_ROW = re.compile(r"<tr\b[^>]*>(.*?)</tr>", re.DOTALL | re.IGNORECASE)
+_CELL = re.compile(r"<t[dh]\b[^>]*>(.*?)</t[dh]>", re.DOTALL | re.IGNORECASE)
+_TAG = re.compile(r"<[^>]+>")
 
 
 def _parameters_problems(source: str) -> list[str]:
@@ -41,9 +52,76 @@ def _parameters_problems(source: str) -> list[str]:
     return problems
 
 
-def lint_notebook(path: Path, config: dict) -> list[str]:
-    """Every problem found in one notebook, as human-readable lines (empty when clean)."""
-    path = Path(path)
+def _html_outputs(notebook: dict) -> list[str]:
+    """The ``text/html`` data of every output of every code cell."""
+    found = []
+    for cell in nbtools.code_cells(notebook):
+        for output in cell.get("outputs", []):
+            data = output.get("data", {}).get("text/html")
+            if data:
+                found.append("".join(data) if isinstance(data, list) else data)
+    return found
+
+
+def course_map_rows(notebook: dict) -> list[tuple[int, list[str]]]:
+    """Rows of the course map in a notebook's outputs: (chapter number, the row's cell texts).
+
+    The course map is the HTML table (a rendered DataFrame or Styler) whose rows name a notebook
+    file or say ``(planned)``; a row's chapter number is its first two-digit cell.
+    """
+    rows = []
+    for text in _html_outputs(notebook):
+        for table in _TABLE.findall(text):
+            cells = [[html.unescape(_TAG.sub("", c)).strip() for c in _CELL.findall(row)]
+                     for row in _ROW.findall(table)]
+            if not any(PLANNED in row or any(NAME_PATTERN.match(c) for c in row) for row in cells):
+                continue
+            for row in cells:
+                number = next((c for c in row if re.fullmatch(r"\d\d", c)), None)
+                if number is not None:
+                    rows.append((int(number), row))
+    return rows
+
+
+def repository_state_problems(notebook: dict, root: Path) -> list[str]:
+    """Notebook 00's outputs that depend on the repository rather than on its code.
+
+    ``results/00_start_here.json``'s ``notebooks_available`` must equal the number of chapters of
+    :data:`helpers.course.CHAPTERS` that have a notebook now, and the course map in the outputs
+    must not call an existing notebook ``(planned)`` nor name a notebook that does not exist.
+    """
+    from helpers import course
+
+    notebooks = {c.number: c.notebook(root) for c in course.CHAPTERS}
+    existing = {number: path for number, path in notebooks.items() if path is not None}
+    problems = []
+    result_path = root / "results" / f"{START_HERE}.json"
+    if result_path.is_file():
+        recorded = json.loads(result_path.read_text()).get("metrics", {}).get("notebooks_available")
+        if recorded != len(existing):
+            problems.append(f"results/{START_HERE}.json says notebooks_available = {recorded}, but "
+                            f"{len(existing)} chapters have a notebook now: {RERUN_00}")
+    rows = course_map_rows(notebook)
+    if not rows:
+        problems.append(f"no course map (chapters with their notebook or {PLANNED}) in the outputs: "
+                        f"{RERUN_00}")
+    for number, row in rows:
+        if PLANNED in row and number in existing:
+            problems.append(f"the course map says chapter {number:02d} is {PLANNED}, but "
+                            f"{existing[number].name} exists: {RERUN_00}")
+        for name in (c for c in row if NAME_PATTERN.match(c)):
+            if not (root / "notebooks" / name).is_file():
+                problems.append(f"the course map lists {name}, which does not exist: {RERUN_00}")
+    return problems
+
+
+def lint_notebook(path: Path, config: dict, root: Path | None = None) -> list[str]:
+    """Every problem found in one notebook, as human-readable lines (empty when clean).
+
+    ``root`` is the course folder whose ``results/`` and ``notebooks/`` the outputs are checked
+    against (default: this repository).
+    """
+    path, root = Path(path), Path(root or ROOT)
     try:
         notebook = nbtools.read_notebook(path)
     except (FileNotFoundError, ValueError) as exc:
@@ -72,7 +150,7 @@ def lint_notebook(path: Path, config: dict) -> list[str]:
     setup = nbtools.cell_source(code[0]) if code else ""
     keras = KERAS_LINE.search(setup)
     flavour = keras.group(1) if keras else None
-    if flavour is None or setup != nbtools.setup_cell(flavour, config["github_repo"]):
+    if flavour is None or setup != nbtools.setup_cell(flavour, config["github_repo"], config["branch"]):
         problems.append("first code cell is not the standard setup cell (helpers.nbtools.SETUP_CELL)")
     tagged = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(tagged) != 1:
@@ -107,11 +185,13 @@ def lint_notebook(path: Path, config: dict) -> list[str]:
             problems.append(f"outputs come from a {stamp.get('mode')} run, not a full one")
         if stamp.get("code_hash") != nbtools.code_hash(notebook):
             problems.append("outputs are stale: the code changed since the last full run")
-        result_path = ROOT / "results" / f"{path.stem}.json"
+        result_path = root / "results" / f"{path.stem}.json"
         if not result_path.is_file():
-            problems.append(f"missing {result_path.relative_to(ROOT)} (written by the full run)")
+            problems.append(f"missing {result_path.relative_to(root)} (written by the full run)")
         elif json.loads(result_path.read_text()).get("code_hash") != stamp.get("code_hash"):
-            problems.append(f"{result_path.relative_to(ROOT)} comes from other code than the outputs")
+            problems.append(f"{result_path.relative_to(root)} comes from other code than the outputs")
+    if path.stem == START_HERE and any(c.get("outputs") for c in code):
+        problems += repository_state_problems(notebook, root)
     return problems
 
 
