@@ -1,4 +1,5 @@
 import hashlib
+import json
 
 import pytest
 
@@ -23,6 +24,26 @@ def test_sha256_file(tmp_path):
 def test_untouched_folder_verifies(export_folder):
     assert set(artifacts.verify_manifest(export_folder)) == {"saved_model.pb",
                                                             "variables/variables.data"}
+
+
+def test_manifest_records_the_sha256_of_every_file_but_itself(export_folder):
+    manifest = json.loads((export_folder / artifacts.MANIFEST_NAME).read_text())
+    assert manifest == {"algorithm": "sha256", "files": {
+        "saved_model.pb": hashlib.sha256(b"graph").hexdigest(),
+        "variables/variables.data": hashlib.sha256(b"weights" * 100).hexdigest()}}
+    assert artifacts.verify_manifest(export_folder) == manifest["files"]
+    assert artifacts.write_manifest(export_folder) == export_folder / artifacts.MANIFEST_NAME
+    assert json.loads((export_folder / artifacts.MANIFEST_NAME).read_text()) == manifest   # rewritable
+
+
+def test_every_problem_is_named_at_once(export_folder):
+    (export_folder / "saved_model.pb").write_bytes(b"other graph")
+    (export_folder / "variables" / "variables.data").unlink()
+    (export_folder / "extra.py").write_text("x")
+    with pytest.raises(artifacts.TamperedArtifactError) as raised:
+        artifacts.verify_manifest(export_folder)
+    message = str(raised.value)
+    assert message.count(": missing") == 1 and "not in the manifest" in message and "differs" in message
 
 
 @pytest.mark.parametrize("tamper, message", [
