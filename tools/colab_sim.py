@@ -98,7 +98,7 @@ def fingerprints(venv: Path, names=PROTECTED) -> dict[str, str]:
     """SHA-256 of each distribution's RECORD (its files and their hashes): changes if reinstalled."""
     result = {}
     for info in site_packages(venv).glob("*.dist-info"):
-        name = re.sub(r"[-_.]+", "-", info.name.rsplit("-", 1)[0]).lower()
+        name = re.sub(r"[-_.]+", "-", info.name.removesuffix(".dist-info").rsplit("-", 1)[0]).lower()
         if name in names:
             result[name] = hashlib.sha256((info / "RECORD").read_bytes()).hexdigest()
     return result
