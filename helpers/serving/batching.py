@@ -10,7 +10,7 @@ TF Serving (default 0 here).
 
 from __future__ import annotations
 
-import queue
+import collections
 import re
 import threading
 import time
@@ -49,6 +49,7 @@ def parse_batching_parameters(text: str) -> BatchingParameters:
 
 
 def read_batching_parameters(path: Path | None) -> BatchingParameters:
+    """The parameters in ``path`` (TF Serving's text format), or the defaults without a file."""
     return parse_batching_parameters(Path(path).read_text()) if path else BatchingParameters()
 
 
@@ -65,21 +66,32 @@ class Batcher:
     """Runs ``signature.run`` for submitted requests, merging those that wait together.
 
     ``on_batch(size_in_rows)`` is called for every model call (for the batch-size histogram).
+
+    The queue is a deque guarded by a condition: only :meth:`submit` ever adds to it (refusing
+    with ``Unavailable`` when ``max_enqueued_batches * max_batch_size`` requests wait), and a
+    worker leaves a request that does not fit its batch at the head of the queue instead of
+    taking it out and putting it back, so no thread ever blocks on a full queue. :meth:`stop`
+    lets each worker finish its current batch and refuses what still waits with ``Unavailable``.
     """
 
     def __init__(self, parameters: BatchingParameters = BatchingParameters(), on_batch=None):
         self.parameters = parameters
         self.on_batch = on_batch or (lambda rows: None)
-        self._queue: queue.Queue[_Task | None] = queue.Queue(
-            maxsize=parameters.max_enqueued_batches * parameters.max_batch_size)
-        self._held: list[_Task] = []
+        self.capacity = parameters.max_enqueued_batches * parameters.max_batch_size
+        self._waiting: collections.deque[_Task] = collections.deque()
+        self._changed = threading.Condition()
+        self._stopping = False
         self._threads = [threading.Thread(target=self._work, name=f"batcher-{i}", daemon=True)
                          for i in range(parameters.num_batch_threads)]
-        self._lock = threading.Lock()
         for thread in self._threads:
             thread.start()
 
     def submit(self, key: tuple, signature, inputs: dict[str, np.ndarray]) -> Future:
+        """Queue one request; its future holds the outputs (its own rows) or the model's error.
+
+        Raises ``InvalidArgument`` for inputs that cannot be batched and ``Unavailable`` when the
+        queue is full or the batcher is stopping.
+        """
         rows = {len(value) for value in inputs.values()}
         if len(rows) != 1:
             raise InvalidArgument("Batching needs every input to have the same 0-th dimension")
@@ -87,33 +99,42 @@ class Batcher:
         if task.rows > self.parameters.max_batch_size:
             raise InvalidArgument(f"Request has {task.rows} rows; max_batch_size is "
                                   f"{self.parameters.max_batch_size}")
-        try:
-            self._queue.put_nowait(task)
-        except queue.Full:
-            raise Unavailable("Batch queue is full, retry later") from None
+        with self._changed:
+            if self._stopping:
+                raise Unavailable("Server is shutting down, retry on another replica")
+            if len(self._waiting) >= self.capacity:
+                raise Unavailable("Batch queue is full, retry later")
+            self._waiting.append(task)
+            self._changed.notify()
         return task.future
 
+    def _fits(self, first: _Task, rows: int) -> bool:
+        """Whether the request at the head of the queue can join ``first``'s batch of ``rows``."""
+        head = self._waiting[0]
+        return head.key == first.key and rows + head.rows <= self.parameters.max_batch_size
+
     def _next_batch(self) -> list[_Task] | None:
-        first = self._queue.get()
-        if first is None:
-            return None
-        batch, rows = [first], first.rows
-        deadline = time.perf_counter() + self.parameters.batch_timeout_micros / 1e6
-        while rows < self.parameters.max_batch_size:
-            timeout = deadline - time.perf_counter()
-            try:
-                task = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if task is None:
-                self._queue.put(None)
-                break
-            if task.key != first.key or rows + task.rows > self.parameters.max_batch_size:
-                self._queue.put(task)          # goes to the back: served by the next batch
-                break
-            batch.append(task)
-            rows += task.rows
-        return batch
+        """The next batch (``None`` once stopping): the oldest request and those behind it that
+        share its key, up to ``max_batch_size`` rows, waiting at most ``batch_timeout_micros``."""
+        with self._changed:
+            while not self._waiting and not self._stopping:
+                self._changed.wait()
+            if self._stopping:
+                return None
+            first = self._waiting.popleft()
+            batch, rows = [first], first.rows
+            deadline = time.perf_counter() + self.parameters.batch_timeout_micros / 1e6
+            while rows < self.parameters.max_batch_size and not self._stopping:
+                if not self._waiting:
+                    timeout = deadline - time.perf_counter()
+                    if timeout <= 0 or not self._changed.wait(timeout) or not self._waiting:
+                        break
+                if not self._fits(first, rows):
+                    break                      # stays at the head: it starts the next batch
+                task = self._waiting.popleft()
+                batch.append(task)
+                rows += task.rows
+            return batch
 
     def _work(self) -> None:
         while (batch := self._next_batch()) is not None:
@@ -131,8 +152,14 @@ class Batcher:
                     if not task.future.done():
                         task.future.set_exception(error)
 
-    def stop(self) -> None:
-        for _ in self._threads:
-            self._queue.put(None)
+    def stop(self, timeout_s: float = 5) -> None:
+        """Refuse new requests, let each worker finish its batch, refuse what still waits."""
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
         for thread in self._threads:
-            thread.join(timeout=5)
+            thread.join(timeout=timeout_s)
+        with self._changed:
+            left, self._waiting = list(self._waiting), collections.deque()
+        for task in left:
+            task.future.set_exception(Unavailable("Server is shutting down, retry on another replica"))

@@ -46,8 +46,35 @@ def _decode_b64(value):
     return value
 
 
+def _shape_text(shape) -> str:
+    return "[" + ", ".join("-1" if d is None else str(d) for d in shape) + "]"
+
+
+def validate_tensor(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """Check one input tensor against its signature spec; the one validation path of REST and gRPC.
+
+    Refuses (``InvalidArgument``, messages naming the input) an empty batch, a shape that does
+    not match (``None`` in ``spec.shape`` matches any size), a dtype other than the signature's
+    (REST converts first, see :func:`to_tensor`; gRPC sends typed TensorProtos) and float
+    values that are NaN or infinite. Returns ``array`` unchanged.
+    """
+    if spec.shape and array.ndim >= 1 and array.shape[0] == 0:
+        raise InvalidArgument(f"Input '{spec.name}' is empty: send at least one example")
+    if spec.shape and (array.ndim != len(spec.shape) or any(
+            want is not None and want != got for want, got in zip(spec.shape, array.shape))):
+        raise InvalidArgument(f"Input '{spec.name}' has shape {list(array.shape)}; the signature "
+                              f"expects {_shape_text(spec.shape)} (-1: any size)")
+    text_wanted, text_given = spec.dtype.kind in "SUO", array.dtype.kind in "SUO"
+    if text_wanted != text_given or (not text_wanted and array.dtype != spec.dtype):
+        raise InvalidArgument(f"Input '{spec.name}' has dtype {array.dtype.name}; the signature "
+                              f"expects {spec.dtype.name}")
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        raise InvalidArgument(f"Input '{spec.name}' contains NaN or Infinity")
+    return array
+
+
 def to_tensor(value, spec: TensorSpec) -> np.ndarray:
-    """Convert one JSON value to ``spec``'s dtype and check its shape (``None`` matches any)."""
+    """Convert one JSON value to ``spec``'s dtype, then check it with :func:`validate_tensor`."""
     if spec.dtype.kind in "SUO":
         array = np.asarray(_decode_b64(value), dtype=object)
     else:
@@ -56,16 +83,7 @@ def to_tensor(value, spec: TensorSpec) -> np.ndarray:
         except (ValueError, TypeError) as error:
             raise InvalidArgument(f"Input '{spec.name}': cannot convert to {spec.dtype.name} "
                                   f"(ragged lists or wrong type?): {error}") from None
-        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-            raise InvalidArgument(f"Input '{spec.name}' contains NaN or Infinity")
-    if spec.shape and (array.ndim != len(spec.shape) or any(
-            want is not None and want != got for want, got in zip(spec.shape, array.shape))):
-        wanted = "[" + ", ".join("-1" if d is None else str(d) for d in spec.shape) + "]"
-        raise InvalidArgument(f"Input '{spec.name}' has shape {list(array.shape)}; the signature "
-                              f"expects {wanted} (-1: any size)")
-    if spec.shape and array.shape[0] == 0:
-        raise InvalidArgument(f"Input '{spec.name}' is empty")
-    return array
+    return validate_tensor(array, spec)
 
 
 def request_inputs(document: dict, signature: Signature) -> tuple[dict[str, np.ndarray], str]:
@@ -80,8 +98,6 @@ def request_inputs(document: dict, signature: Signature) -> tuple[dict[str, np.n
         rows = document["instances"]
         if not isinstance(rows, list):
             raise InvalidArgument("'instances' must be a list, one item per example")
-        if not rows:
-            raise InvalidArgument("'instances' is empty: send at least one example")
         if all(isinstance(row, dict) and "b64" not in row for row in rows):
             missing = [n for n in names if any(n not in row for row in rows)]
             extra = sorted({k for row in rows for k in row} - set(names))

@@ -3,11 +3,21 @@
 TF Serving maps its internal status codes to HTTP statuses (``INVALID_ARGUMENT`` → 400,
 ``NOT_FOUND`` → 404, ``FAILED_PRECONDITION`` → 400, ``UNAUTHENTICATED`` → 401, ...) and always
 answers with ``{"error": "<message>"}``; gRPC callers get the code itself.
+
+Anything else that goes wrong while serving a request (a bug, a model that raises) is an internal
+error: :func:`report_internal_error` logs it with its traceback under a new request id, and the
+client gets only ``Internal error (request id ...)``, never the exception's text, which can hold
+paths, library internals or data.
 """
 
 from __future__ import annotations
 
+import logging
+import uuid
+
 import grpc
+
+log = logging.getLogger("helpers.serving")
 
 
 class ServingError(Exception):
@@ -49,3 +59,16 @@ class Unauthenticated(ServingError):
 class Unavailable(ServingError):
     http_status = 503
     grpc_code = grpc.StatusCode.UNAVAILABLE
+
+
+def report_internal_error(error: BaseException, where: str) -> str:
+    """Log ``error`` with its traceback under a new request id; return the message for the client.
+
+    ``where`` says what was being served (e.g. ``"POST /v1/models/m:predict"`` or
+    ``"gRPC Predict"``). The message names the request id, which finds the traceback in the
+    server's log, and nothing of the exception.
+    """
+    request_id = uuid.uuid4().hex
+    log.error("internal error (request id %s) serving %s", request_id, where,
+              exc_info=(type(error), error, error.__traceback__))
+    return f"Internal error (request id {request_id})"

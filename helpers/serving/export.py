@@ -17,7 +17,7 @@ def export_classifier(model, base_path: Path, version: int) -> Path:
     """Export ``model`` as version ``version`` under ``base_path``; returns the version folder.
 
     Written to a temporary sibling first and renamed, so a polling server never sees a
-    half-written version.
+    half-written version; if saving fails, the temporary sibling is removed and the error raised.
     """
     import shutil
 
@@ -36,6 +36,10 @@ def export_classifier(model, base_path: Path, version: int) -> Path:
 
     staging = Path(base_path) / f".staging-{int(version)}"
     shutil.rmtree(staging, ignore_errors=True)
-    tf.saved_model.save(module, str(staging), signatures={"serving_default": serve})
-    staging.rename(target)
+    try:
+        tf.saved_model.save(module, str(staging), signatures={"serving_default": serve})
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return target

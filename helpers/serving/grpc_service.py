@@ -1,6 +1,11 @@
 """TF Serving's gRPC services on the same models: ``PredictionService`` (Predict,
 GetModelMetadata) and ``ModelService`` (GetModelStatus), from ``tensorflow-serving-api``'s protos,
 so that ``prediction_service_pb2_grpc.PredictionServiceStub`` clients work unchanged.
+
+Inputs are checked by :func:`codec.validate_tensor`, as on REST, so both answer the same
+message for the same bad tensor. With a token (``--auth_token_file``) every call must carry the
+metadata ``authorization: Bearer <token>`` (:class:`BearerTokenInterceptor`). Unexpected errors
+are logged with a request id and answered ``INTERNAL`` with that id only.
 """
 
 from __future__ import annotations
@@ -17,8 +22,11 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from helpers.serving.errors import InvalidArgument, ServingError
+from helpers.serving import auth, codec
+from helpers.serving.errors import InvalidArgument, ServingError, report_internal_error
 from helpers.serving.models import ModelManager
+
+API_NAMES = {"Predict": "grpc_predict", "GetModelMetadata": "grpc_metadata", "GetModelStatus": "grpc_status"}
 
 
 def _version_request(spec):
@@ -43,19 +51,18 @@ class _Servicer:
         except ServingError as error:
             code = error.grpc_code
             context.abort(error.grpc_code, error.message)
-        except Exception as error:  # noqa: BLE001 - the client gets INTERNAL with the reason
+        except Exception as error:  # noqa: BLE001 - logged; the client gets a request id only
             code = grpc.StatusCode.INTERNAL
-            context.abort(grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {error}")
+            context.abort(grpc.StatusCode.INTERNAL, report_internal_error(error, f"gRPC {method}"))
         finally:
             if self.metrics:
-                self.metrics.observe_request(self.manager.name, version, f"grpc_{method}",
+                self.metrics.observe_request(self.manager.name, version, API_NAMES[method],
                                              code.name, time.perf_counter() - started)
 
 
 class PredictionServicer(_Servicer, prediction_service_pb2_grpc.PredictionServiceServicer):
     def Predict(self, request, context):  # noqa: N802 - gRPC method name
         def handle():
-            import numpy as np
             import tensorflow as tf
 
             version, label = _version_request(request.model_spec)
@@ -71,14 +78,7 @@ class PredictionServicer(_Servicer, prediction_service_pb2_grpc.PredictionServic
                     array = tf.make_ndarray(proto)
                 except Exception as error:  # noqa: BLE001
                     raise InvalidArgument(f"Input '{name}': unreadable TensorProto: {error}") from None
-                spec = signature.inputs[name]
-                if spec.shape and (array.ndim != len(spec.shape) or any(
-                        want is not None and want != got for want, got in zip(spec.shape, array.shape))):
-                    raise InvalidArgument(f"Input '{name}' has shape {list(array.shape)}; expected "
-                                          f"{[-1 if d is None else d for d in spec.shape]}")
-                if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-                    raise InvalidArgument(f"Input '{name}' contains NaN or Infinity")
-                inputs[name] = array
+                inputs[name] = codec.validate_tensor(array, signature.inputs[name])
             if self.batcher:
                 outputs = self.batcher.submit((loaded.version, signature.name), signature,
                                               inputs).result()
@@ -98,7 +98,7 @@ class PredictionServicer(_Servicer, prediction_service_pb2_grpc.PredictionServic
                 response.outputs[name].CopyFrom(tf.make_tensor_proto(outputs[name]))
             return response, str(loaded.version)
 
-        return self._call(context, "predict", handle)
+        return self._call(context, "Predict", handle)
 
     def GetModelMetadata(self, request, context):  # noqa: N802
         def handle():
@@ -116,7 +116,7 @@ class PredictionServicer(_Servicer, prediction_service_pb2_grpc.PredictionServic
             response.metadata["signature_def"].Pack(signature_map)
             return response, str(loaded.version)
 
-        return self._call(context, "metadata", handle)
+        return self._call(context, "GetModelMetadata", handle)
 
 
 class ModelServicer(_Servicer, model_service_pb2_grpc.ModelServiceServicer):
@@ -134,15 +134,49 @@ class ModelServicer(_Servicer, model_service_pb2_grpc.ModelServiceServicer):
                 entry.status.error_code = 0 if row["status"]["error_code"] == "OK" else 2
             return response, ""
 
-        return self._call(context, "status", handle)
+        return self._call(context, "GetModelStatus", handle)
+
+
+class BearerTokenInterceptor(grpc.ServerInterceptor):
+    """Refuses every call whose metadata lacks ``authorization: Bearer <token>`` (UNAUTHENTICATED).
+
+    Refusals are counted in the metrics, as REST's 401s are.
+    """
+
+    def __init__(self, token: str, model_name: str = "", metrics=None):
+        self.token, self.model_name, self.metrics = token, model_name, metrics
+
+        def refuse(request, context):
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, auth.GRPC_MESSAGE)
+
+        self._refuse = grpc.unary_unary_rpc_method_handler(refuse)
+
+    def intercept_service(self, continuation, handler_call_details):
+        """The method's own handler when the token is right, else one that refuses."""
+        started = time.perf_counter()
+        supplied = next((value for key, value in handler_call_details.invocation_metadata or ()
+                         if key == "authorization"), None)
+        if isinstance(supplied, str) and auth.bearer_ok(supplied, self.token):
+            return continuation(handler_call_details)
+        if self.metrics:
+            method = handler_call_details.method.rsplit("/", 1)[-1]
+            self.metrics.observe_request(self.model_name, "", API_NAMES.get(method, "grpc"),
+                                         grpc.StatusCode.UNAUTHENTICATED.name,
+                                         time.perf_counter() - started)
+        return self._refuse
 
 
 def create_server(manager: ModelManager, port: int, host: str = "127.0.0.1", batcher=None,
-                  metrics=None, max_message_bytes: int = 10 * 1024 * 1024, workers: int = 16):
-    """A started-ready ``grpc.Server`` bound to ``host:port`` (call ``.start()``)."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=[
-        ("grpc.max_receive_message_length", max_message_bytes),
-        ("grpc.max_send_message_length", max_message_bytes)])
+                  metrics=None, max_message_bytes: int = 10 * 1024 * 1024, workers: int = 16,
+                  token: str | None = None):
+    """A started-ready ``grpc.Server`` bound to ``host:port`` (call ``.start()``).
+
+    With ``token`` every call must send the metadata ``authorization: Bearer <token>``.
+    """
+    interceptors = [BearerTokenInterceptor(token, manager.name, metrics)] if token else []
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), interceptors=interceptors,
+                         options=[("grpc.max_receive_message_length", max_message_bytes),
+                                  ("grpc.max_send_message_length", max_message_bytes)])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionServicer(manager, batcher, metrics), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(

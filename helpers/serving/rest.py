@@ -7,13 +7,15 @@ Routes (``api_rest.md``)::
     POST /v1/models/{name}[/versions/{v}|/labels/{l}]:predict
     GET  /monitoring/prometheus/metrics                     (with --enable_monitoring)
 
-Every error is ``{"error": "..."}`` with TF Serving's HTTP status.
+Every error is ``{"error": "..."}`` with TF Serving's HTTP status. With a token, every ``/v1/``
+route needs ``Authorization: Bearer <token>``; the metrics route stays open (see :mod:`.auth`).
+An unexpected error is logged with its traceback and a request id, and answered 500
+``{"error": "Internal error (request id ...)"}`` without the exception's text.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import time
 from dataclasses import dataclass
 
@@ -23,8 +25,14 @@ from fastapi.responses import JSONResponse, Response
 from google.protobuf import json_format
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from helpers.serving import codec
-from helpers.serving.errors import MethodNotAllowed, PayloadTooLarge, ServingError, Unauthenticated
+from helpers.serving import auth, codec
+from helpers.serving.errors import (
+    MethodNotAllowed,
+    PayloadTooLarge,
+    ServingError,
+    Unauthenticated,
+    report_internal_error,
+)
 from helpers.serving.models import ModelManager
 
 
@@ -82,24 +90,28 @@ def create_app(manager: ModelManager, options: Options | None = None) -> FastAPI
     async def validation_error(request: Request, error: RequestValidationError):
         return JSONResponse({"error": f"Invalid request: {error.errors()}"}, status_code=400)
 
+    def internal_error(request: Request, error: Exception) -> JSONResponse:
+        message = report_internal_error(error, f"{request.method} {request.url.path}")
+        return JSONResponse({"error": message}, status_code=500)
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception):
-        return JSONResponse({"error": f"Internal error: {type(error).__name__}: {error}"},
-                            status_code=500)
+        return internal_error(request, error)     # only for errors outside the middleware below
 
     @app.middleware("http")
     async def authenticate_and_count(request: Request, call_next):
         started = time.perf_counter()
         if options.auth_token and request.url.path.startswith("/v1/"):
-            supplied = request.headers.get("authorization", "")
-            if not hmac.compare_digest(supplied.encode(), f"Bearer {options.auth_token}".encode()):
-                response = await serving_error(request, Unauthenticated(
-                    "Missing or wrong bearer token (send 'Authorization: Bearer <token>')"))
+            if not auth.bearer_ok(request.headers.get("authorization"), options.auth_token):
+                response = await serving_error(request, Unauthenticated(auth.REST_MESSAGE))
                 if metrics:
                     metrics.observe_request(manager.name, "", "rest", response.status_code,
                                             time.perf_counter() - started)
                 return response
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception as error:  # noqa: BLE001 - logged with a request id; no details to the client
+            response = internal_error(request, error)
         if metrics and request.url.path.startswith("/v1/"):
             metrics.observe_request(manager.name, getattr(request.state, "version", ""), "rest",
                                     response.status_code, time.perf_counter() - started)

@@ -7,6 +7,13 @@ own (``--host``, ``--enable_monitoring``, ``--max_request_bytes``, ``--auth_toke
 ``--version_labels``, ``--gc_freeze``). It binds 127.0.0.1 unless told otherwise: put TLS
 termination and authentication of the outside world in front of it (a reverse proxy, an
 ingress), never expose it bare.
+
+``--auth_token_file``: every REST request under ``/v1/`` must send ``Authorization: Bearer
+<token>`` and every gRPC call the metadata ``authorization: Bearer <token>`` (401 /
+UNAUTHENTICATED otherwise); an empty file is refused at start-up. ``/monitoring/prometheus/metrics``
+stays open on purpose: a Prometheus scraper usually has no token, and the metrics hold counts and
+timings only, no inputs or predictions. Keep the port private (as for the rest of the server) if
+even those must not be seen.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ def _flag_bool(text: str) -> bool:
 
 
 def parse_flags(argv=None) -> argparse.Namespace:
+    """The command line's flags (see the module docstring); exits with a usage error if wrong."""
     parser = argparse.ArgumentParser(prog="python -m helpers.serving", description=__doc__.splitlines()[0])
     parser.add_argument("--model_name", required=True)
     parser.add_argument("--model_base_path", required=True, type=Path)
@@ -61,11 +69,15 @@ def parse_flags(argv=None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--enable_batching", nargs="?", const=True, default=False, type=_flag_bool)
     parser.add_argument("--batching_parameters_file", type=Path)
-    parser.add_argument("--enable_monitoring", nargs="?", const=True, default=False, type=_flag_bool)
+    parser.add_argument("--enable_monitoring", nargs="?", const=True, default=False, type=_flag_bool,
+                        help="serve /monitoring/prometheus/metrics (open even with --auth_token_file)")
     parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0)
     parser.add_argument("--max_request_bytes", type=int, default=10 * 1024 * 1024)
     parser.add_argument("--auth_token_file", type=Path,
-                        help="file holding a bearer token that every /v1 request must send")
+                        help="file holding a bearer token that every REST /v1 request "
+                             "('Authorization: Bearer <token>') and every gRPC call (metadata "
+                             "'authorization: Bearer <token>') must send; "
+                             "/monitoring/prometheus/metrics stays open (counts and timings only)")
     parser.add_argument("--version_labels", default="",
                         help="e.g. stable=1,canary=2 (TF Serving sets labels in its model config)")
     parser.add_argument("--gc_freeze", type=_flag_bool, default=True,
@@ -77,6 +89,7 @@ def parse_flags(argv=None) -> argparse.Namespace:
 
 
 def parse_labels(text: str) -> dict[str, int]:
+    """``--version_labels``: ``"stable=1,canary=2"`` → ``{"stable": 1, "canary": 2}``."""
     labels = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         label, _, version = item.partition("=")
@@ -100,12 +113,18 @@ def _uvicorn_server_class():
 
 
 def main(argv=None) -> int:
+    """Run the server until SIGTERM or SIGINT; returns the exit code (0 after a clean stop)."""
     flags = parse_flags(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from helpers.serving import batching, grpc_service, metrics, rest
+    from helpers.serving import auth, batching, grpc_service, metrics, rest
     from helpers.serving.models import ModelManager
 
+    try:
+        token = auth.read_token(flags.auth_token_file) if flags.auth_token_file else None
+    except (OSError, ValueError) as error:
+        log.error("%s", error)
+        return 2
     _Server = _uvicorn_server_class()
     manager = ModelManager(flags.model_name, flags.model_base_path, parse_labels(flags.version_labels))
     manager.refresh()
@@ -118,7 +137,6 @@ def main(argv=None) -> int:
     if flags.enable_batching:
         batcher = batching.Batcher(batching.read_batching_parameters(flags.batching_parameters_file),
                                    on_batch=server_metrics.observe_batch if server_metrics else None)
-    token = flags.auth_token_file.read_text().strip() if flags.auth_token_file else None
     options = rest.Options(flags.max_request_bytes, token, batcher, server_metrics)
     if flags.gc_freeze:
         gc.collect()
@@ -129,7 +147,7 @@ def main(argv=None) -> int:
     grpc_server = None
     if flags.port:
         grpc_server = grpc_service.create_server(manager, flags.port, flags.host, batcher,
-                                                 server_metrics, flags.max_request_bytes)
+                                                 server_metrics, flags.max_request_bytes, token=token)
         grpc_server.start()
         log.info("gRPC on %s:%d", flags.host, flags.port)
     stopped = threading.Event()

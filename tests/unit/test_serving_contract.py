@@ -1,13 +1,11 @@
 """Contract tests of the TF Serving-compatible server: REST and gRPC, errors, batching,
-hot reload, auth and shutdown. Servers run as subprocesses on loopback ports, bounded in time."""
+hot reload and shutdown. Servers run as subprocesses on loopback ports, bounded in time.
+Authentication and internal errors: test_serving_security.py; the launcher: test_serving_launcher.py."""
 
 import json
 import shutil
 import signal
-import subprocess
-import sys
 import threading
-from pathlib import Path
 
 import grpc
 import keras
@@ -23,7 +21,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from helpers.serving import export, launcher
+from helpers.serving import export, launcher, metrics
 
 TIMEOUT = 30
 
@@ -160,8 +158,22 @@ def test_other_http_errors_are_json(server):
     assert missing_version.status_code == 404 and "error" in missing_version.json()
 
 
-def test_concurrent_clients_are_batched_and_answered_correctly(server, models, images):
+@pytest.fixture(scope="module")
+def plain_server(models):
+    """The same model without --enable_batching: one model call per request."""
+    base, _, _ = models
+    with launcher.ModelServer("clf", base, ["--enable_monitoring", "--port=0"]) as running:
+        yield running
+
+
+@pytest.mark.parametrize("batching", ["on", "off"])
+def test_concurrent_clients_are_answered_correctly_and_batched_only_with_batching(
+        request, models, images, batching):
+    """24 clients x 5 single-image requests. Only the model calls made meanwhile are counted (the
+    module's server also served the other tests): with batching some calls serve several rows,
+    without it every call serves exactly one."""
     _, _, classifiers = models
+    running = request.getfixturevalue("server" if batching == "on" else "plain_server")
     reference = expected(classifiers, 2, images)
     failures, results = [], {}
 
@@ -169,28 +181,50 @@ def test_concurrent_clients_are_batched_and_answered_correctly(server, models, i
         try:
             for j in range(5):
                 row = (i + j) % len(images)
-                reply = post(server, "/v1/models/clf:predict", {"instances": images[row:row + 1].tolist()})
+                reply = post(running, "/v1/models/clf:predict", {"instances": images[row:row + 1].tolist()})
                 results[(i, j)] = (row, reply.status_code, reply.json())
         except Exception as error:  # noqa: BLE001
             failures.append(error)
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(24)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(TIMEOUT)
+    with metrics.MetricsChange(running.rest_url) as change:
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(24)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(TIMEOUT)
     assert not failures and len(results) == 120
     for row, status, body in results.values():
         assert status == 200
         np.testing.assert_allclose(body["predictions"][0]["probabilities"], reference[row], atol=1e-5)
-    metrics = requests.get(f"{server.rest_url}/monitoring/prometheus/metrics", timeout=TIMEOUT).text
-    calls = float(next(line.split()[-1] for line in metrics.splitlines()
-                        if line.startswith("serving_batch_size_count")))
-    rows = float(next(line.split()[-1] for line in metrics.splitlines()
-                       if line.startswith("serving_batch_size_sum")))
-    assert rows >= 120 and calls < rows       # some model calls served several requests
-    assert 'serving_requests_total{api="rest",model="clf",status="200",version="2"}' in metrics
-    assert 'status="400"' in metrics
+    calls, rows = change("serving_batch_size_count"), change("serving_batch_size_sum")
+    assert rows == 120, "every request of the phase reached the model, and nothing else did"
+    assert change("serving_requests_total", api="rest", model="clf", status="200", version="2") == 120
+    if batching == "on":
+        assert calls < rows, f"{calls:.0f} model calls for {rows:.0f} rows: nothing was batched"
+    else:
+        assert calls == rows, f"{calls:.0f} model calls for {rows:.0f} rows without batching"
+
+
+VALIDATION_CASES = [   # name, the JSON body, the tensor sent over gRPC
+    ("empty batch", {"instances": []}, np.zeros((0, 28, 28, 1), np.float32)),
+    ("wrong shape", {"instances": [[1.0, 2.0]]}, np.array([[1.0, 2.0]], np.float32)),
+    ("NaN", json.dumps({"instances": [_NAN_IMAGE]}), np.array([_NAN_IMAGE], np.float32)),
+]
+
+
+@pytest.mark.parametrize("case", VALIDATION_CASES, ids=[case[0] for case in VALIDATION_CASES])
+def test_rest_and_grpc_refuse_the_same_bad_input_with_the_same_message(server, case):
+    _, body, tensor = case
+    reply = post(server, "/v1/models/clf:predict", body)
+    assert reply.status_code == 400, reply.text
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "clf"
+    request.inputs["image"].CopyFrom(tf.make_tensor_proto(tensor))
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        with pytest.raises(grpc.RpcError) as error:
+            prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=TIMEOUT)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.value.details() == reply.json()["error"]
 
 
 def test_grpc_predict_metadata_status_and_errors(server, models, images):
@@ -257,46 +291,15 @@ def test_hot_reload_and_rollback(server, models, images):
     np.testing.assert_allclose(latest_probabilities(), expected(classifiers, 2, images[:2]), atol=1e-5)
 
 
-def test_bearer_token_is_required_when_configured(models, images):
-    base, _, _ = models
-    with launcher.ModelServer("clf", base, ["--port=0"], token="s3cret") as running:
-        path = "/v1/models/clf:predict"
-        body = {"instances": images[:1].tolist()}
-        refused = post(running, path, body)
-        assert refused.status_code == 401 and "bearer token" in refused.json()["error"]
-        assert refused.headers["WWW-Authenticate"] == "Bearer"
-        wrong = post(running, path, body, headers={"Authorization": "Bearer guess"})
-        assert wrong.status_code == 401
-        assert post(running, path, body, headers=running.headers).status_code == 200
-
-
 def test_sigterm_stops_cleanly(models):
     base, _, _ = models
     running = launcher.ModelServer("clf", base).start()
     running.process.send_signal(signal.SIGTERM)
     assert running.process.wait(TIMEOUT) == 0
-    assert "stopped cleanly" in running.log_text()
+    assert running.stop() == 0
+    assert "stopped cleanly" in running.log_text()        # kept after stop() removed the log file
 
 
 def test_a_base_path_without_versions_fails_fast(tmp_path):
     with pytest.raises(RuntimeError, match="no loadable version"):
         launcher.ModelServer("clf", tmp_path, start_timeout_s=TIMEOUT).start()
-
-
-def test_a_server_whose_parent_dies_stops_by_itself(models, tmp_path):
-    base, _, _ = models
-    pid_file = tmp_path / "server.pid"
-    parent = (f"import os, sys\nfrom helpers.serving import launcher\n"
-              f"server = launcher.ModelServer('clf', {str(base)!r}, ['--port=0']).start()\n"
-              f"open({str(pid_file)!r}, 'w').write(str(server.process.pid))\n"
-              f"os._exit(0)   # dies without stopping its server (no atexit, no context manager)\n")
-    subprocess.run([sys.executable, "-c", parent], check=True, timeout=TIMEOUT * 2)
-    pid = int(pid_file.read_text())
-
-    def gone():
-        try:
-            state = Path(f"/proc/{pid}/status").read_text()
-        except FileNotFoundError:
-            return True
-        return "\nState:\tZ" in state          # exited, waiting to be reaped by init
-    launcher.wait_for(gone, TIMEOUT, "the orphaned server to stop")

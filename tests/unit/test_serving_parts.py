@@ -1,11 +1,14 @@
+import logging
+import os
+import sys
 import threading
 import time
 
 import numpy as np
 import pytest
 
-from helpers.serving import batching, codec
-from helpers.serving.errors import InvalidArgument
+from helpers.serving import auth, batching, codec, errors, launcher
+from helpers.serving.errors import InvalidArgument, Unavailable
 from helpers.serving.models import Signature, TensorSpec
 
 IMAGE = TensorSpec("image", np.dtype("float32"), (None, 2))
@@ -160,3 +163,155 @@ def test_wait_for_and_the_tf_serving_lookup(monkeypatch):
         launcher.wait_for(lambda: False, timeout_s=0.2, what="the moon")
     monkeypatch.setattr(launcher.shutil, "which", lambda name: None)
     assert launcher.tf_serving_binary(install=False) is None
+
+
+def test_a_full_queue_with_mixed_keys_never_deadlocks_the_worker():
+    """Producers keep a tiny queue full with requests of three keys, so the worker keeps meeting a
+    request that does not fit its batch. It must never block: every future completes or is
+    refused with Unavailable, and stop() returns."""
+    batcher = batching.Batcher(batching.BatchingParameters(max_batch_size=2, max_enqueued_batches=1))
+    signature = SlowDouble(delay_s=0)
+    accepted, refused, lock = [], [0], threading.Lock()
+    until = time.monotonic() + 1.0
+
+    def producer(key):
+        i = 0
+        while time.monotonic() < until:
+            i += 1
+            value = np.full((1, 2), key * 1_000_000 + i, np.float32)
+            try:
+                future = batcher.submit((key, "s"), signature, {"image": value})
+            except Unavailable:
+                refused[0] += 1
+                continue
+            with lock:
+                accepted.append((value, future))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)          # switch threads as often as possible: hit every window
+    try:
+        producers = [threading.Thread(target=producer, args=(k % 3,)) for k in range(6)]
+        for thread in producers:
+            thread.start()
+        for thread in producers:
+            thread.join(10)
+    finally:
+        sys.setswitchinterval(interval)
+    deadline = time.monotonic() + 10
+    pending = []
+    for value, future in accepted:
+        try:
+            np.testing.assert_array_equal(future.result(max(0.01, deadline - time.monotonic()))["double"],
+                                          value * 2)
+        except TimeoutError:
+            pending.append(future)
+    stopper = threading.Thread(target=batcher.stop, daemon=True)
+    stopper.start()
+    stopper.join(10)
+    assert not pending, f"{len(pending)} of {len(accepted)} requests never completed: the worker is stuck"
+    assert not stopper.is_alive(), "stop() blocked"
+    assert refused[0] > 0 and len(accepted) > 20       # the queue was full, and requests were served
+
+
+def test_stop_refuses_waiting_and_new_requests_with_unavailable():
+    release = threading.Event()
+
+    class Blocking(SlowDouble):
+        def run(self, inputs):
+            release.wait(5)
+            return super().run(inputs)
+
+    batcher = batching.Batcher(batching.BatchingParameters(max_batch_size=1))
+    signature = Blocking(delay_s=0)
+    running = batcher.submit(("v", "s"), signature, {"image": np.ones((1, 2), np.float32)})
+    time.sleep(0.2)                                   # the worker now holds the first request
+    waiting = batcher.submit(("v", "s"), signature, {"image": np.ones((1, 2), np.float32)})
+    stopper = threading.Thread(target=batcher.stop)
+    stopper.start()
+    time.sleep(0.2)
+    with pytest.raises(Unavailable, match="shutting down"):
+        batcher.submit(("v", "s"), signature, {"image": np.ones((1, 2), np.float32)})
+    release.set()
+    stopper.join(10)
+    assert running.result(5)["double"].tolist() == [[2.0, 2.0]]     # the batch in progress finishes
+    with pytest.raises(Unavailable, match="shutting down"):
+        waiting.result(5)
+
+
+def test_validate_tensor_is_the_one_check_of_rest_and_grpc_inputs():
+    image = TensorSpec("image", np.dtype("float32"), (None, 2, 2))
+    good = np.zeros((3, 2, 2), np.float32)
+    assert codec.validate_tensor(good, image) is good
+    cases = {   # what gRPC would send, what REST would send, the message
+        "empty": (np.zeros((0, 2, 2), np.float32), [], "Input 'image' is empty"),
+        "shape": (np.zeros((1, 2), np.float32), [[1.0, 2.0]],
+                  "Input 'image' has shape [1, 2]; the signature expects [-1, 2, 2] (-1: any size)"),
+        "NaN": (np.full((1, 2, 2), np.nan, np.float32), [[[float("nan")] * 2] * 2],
+                "Input 'image' contains NaN or Infinity"),
+    }
+    for name, (array, value, message) in cases.items():
+        with pytest.raises(InvalidArgument) as direct:
+            codec.validate_tensor(array, image)
+        with pytest.raises(InvalidArgument) as from_json:
+            codec.to_tensor(value, image)
+        assert message in direct.value.message and direct.value.message == from_json.value.message, name
+    with pytest.raises(InvalidArgument, match="has dtype float64; the signature expects float32"):
+        codec.validate_tensor(good.astype(np.float64), image)
+    with pytest.raises(InvalidArgument, match="dtype"):
+        codec.validate_tensor(np.array([b"x"], dtype=object), TensorSpec("n", np.dtype("int64"), (None,)))
+    text = TensorSpec("text", np.dtype("object"), (None,))
+    assert codec.validate_tensor(np.array([b"hi"], dtype=object), text).tolist() == [b"hi"]
+    with pytest.raises(InvalidArgument, match="Input 'image' is empty"):     # a row request too
+        codec.request_inputs({"instances": []}, signature_with(image))
+
+
+def test_an_internal_error_is_logged_with_a_request_id_and_not_told(caplog):
+    try:
+        raise RuntimeError("secret path /srv/models/key.pem")
+    except RuntimeError as error:
+        with caplog.at_level(logging.ERROR, logger="helpers.serving"):
+            message = errors.report_internal_error(error, "POST /v1/models/m:predict")
+    request_id = message.removeprefix("Internal error (request id ").removesuffix(")")
+    assert len(request_id) == 32 and "secret" not in message
+    record, = caplog.records
+    assert request_id in record.getMessage() and "POST /v1/models/m:predict" in record.getMessage()
+    assert "secret path" in caplog.text and "Traceback" in caplog.text
+    other = errors.report_internal_error(RuntimeError("again"), "gRPC Predict")
+    assert other != message                          # a new id for every error
+
+
+def test_read_token_refuses_an_empty_file_and_bearer_ok_compares(tmp_path):
+    (tmp_path / "token").write_text("  abc123\n")
+    assert auth.read_token(tmp_path / "token") == "abc123"
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(ValueError, match="no token"):
+        auth.read_token(tmp_path / "empty")
+    assert auth.bearer_ok("Bearer abc123", "abc123")
+    assert not any(auth.bearer_ok(value, "abc123") for value in (None, "", "abc123", "Bearer abc12",
+                                                                  "bearer abc123", "Bearer abc1234"))
+
+
+def test_the_tf_serving_apt_source_is_https_and_signed_by_a_keyring():
+    text = launcher.TF_SERVING_APT
+    assert "http://" not in text and "apt-key" not in text
+    assert "https://storage.googleapis.com/tensorflow-serving-apt" in text
+    assert "signed-by=$KEYRING" in text and "KEYRING=/usr/share/keyrings/tensorflow-serving.gpg" in text
+    assert "gpg --batch --yes --dearmor -o $KEYRING" in text and "set -euo pipefail" in text
+
+
+def test_a_failed_export_leaves_no_staging_folder(tmp_path, monkeypatch):
+    import keras
+    import tensorflow as tf
+
+    from helpers.serving import export
+
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+
+    def failing_save(module, path, signatures=None):
+        os.makedirs(os.path.join(path, "variables"))      # as a save that fails half-way
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tf.saved_model, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        export.export_classifier(model, tmp_path, 1)
+    assert list(tmp_path.iterdir()) == []
