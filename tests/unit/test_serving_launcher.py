@@ -19,7 +19,7 @@ from helpers import env
 from helpers.serving import export, launcher
 
 TIMEOUT = 30
-STOPS_WITHIN_S = 10      # the exit-with-parent watchdog polls every second
+STOPS_WITHIN_S = 15      # the watchdog polls every second; a loaded 2-core machine is slow to exit
 
 
 @pytest.fixture(scope="module")

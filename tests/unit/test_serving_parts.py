@@ -214,21 +214,22 @@ def test_a_full_queue_with_mixed_keys_never_deadlocks_the_worker():
 
 
 def test_stop_refuses_waiting_and_new_requests_with_unavailable():
-    release = threading.Event()
+    entered, release = threading.Event(), threading.Event()
 
     class Blocking(SlowDouble):
         def run(self, inputs):
-            release.wait(5)
+            entered.set()
+            release.wait(10)
             return super().run(inputs)
 
     batcher = batching.Batcher(batching.BatchingParameters(max_batch_size=1))
     signature = Blocking(delay_s=0)
     running = batcher.submit(("v", "s"), signature, {"image": np.ones((1, 2), np.float32)})
-    time.sleep(0.2)                                   # the worker now holds the first request
+    assert entered.wait(10)                           # the worker now runs the first request
     waiting = batcher.submit(("v", "s"), signature, {"image": np.ones((1, 2), np.float32)})
     stopper = threading.Thread(target=batcher.stop)
     stopper.start()
-    time.sleep(0.2)
+    launcher.wait_for(lambda: batcher._stopping, 10, "stop() to begin")
     with pytest.raises(Unavailable, match="shutting down"):
         batcher.submit(("v", "s"), signature, {"image": np.ones((1, 2), np.float32)})
     release.set()
