@@ -1,3 +1,4 @@
+import os
 import sys
 import types
 
@@ -75,3 +76,21 @@ def test_captured_stderr_holds_back_native_output(capfd):
         os.write(2, b"diagnostics\n")
         raise RuntimeError("boom")
     assert "diagnostics" in capfd.readouterr().err
+
+
+def test_in_colab_follows_the_colab_module(monkeypatch):
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    assert env.in_colab() is False
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    assert env.in_colab() is True
+
+
+def test_keras_flavour_sets_the_legacy_switch_before_tensorflow(monkeypatch):
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
+    monkeypatch.setenv("TF_USE_LEGACY_KERAS", "0")
+    env._set_keras_flavour("2")
+    assert os.environ["TF_USE_LEGACY_KERAS"] == "1"
+    env._set_keras_flavour("3")
+    assert os.environ["TF_USE_LEGACY_KERAS"] == "0"
+    with pytest.raises(ValueError):
+        env.keras_module("4")
