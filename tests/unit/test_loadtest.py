@@ -134,7 +134,18 @@ def test_http_client_sends_its_headers_and_returns_the_status():
 
 
 def test_in_background_runs_until_the_block_ends():
-    with loadtest.in_background(lambda c, i: time.sleep(0.001) or 200, 2) as background:
-        time.sleep(0.1)
-        assert background.result is None
-    assert background.result.requests > 10 and background.result.errors == 0
+    sent = []
+
+    def send(client, i):
+        sent.append(time.perf_counter())
+        time.sleep(0.001)
+        return 200
+
+    with loadtest.in_background(send, 2) as background:
+        entered = time.perf_counter()
+        time.sleep(0.3)
+        assert background.result is None and sent and min(sent) < entered + 0.1   # already loading
+        left = time.perf_counter()
+    assert background.result.requests == len(sent) > 10 and background.result.errors == 0
+    assert max(sent) >= left - 0.1 and max(sent) < time.perf_counter()          # until the end
+    assert 0.25 < background.result.duration_s < 5
