@@ -1,5 +1,8 @@
 """Notebook lint: the conventions of COURSE_GUIDE §3 and §6, checked without executing anything.
 
+Committed outputs must come from a full run of the current code, with a matching results file;
+notebook 00's outputs, which depend on which notebooks exist, are checked against the repository.
+
 Usage: python tools/lint_notebooks.py [notebooks/NN_name.ipynb ...]   (default: every notebook)
 Exit status 1 and one line per problem when anything is wrong.
 """
