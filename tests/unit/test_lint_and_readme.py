@@ -147,7 +147,7 @@ def test_the_keras_rules_follow_the_setup_cell(tmp_path):
         _code(nb, 2)["source"] = "import keras"
 
     problems = _mutation_problems(tmp_path / "c", KERAS3, to_keras2, restamp=True)
-    assert problems == ["code cell 2: a Keras 2 notebook must not import keras (3)"]
+    assert "code cell 2: a Keras 2 notebook must not import keras (3)" in problems
 
 
 def test_results_file_missing_or_from_other_code(tmp_path):
