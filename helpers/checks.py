@@ -118,6 +118,20 @@ def assert_outcomes(metrics: dict, expectations: list[Expect], mode: str) -> lis
     return outcomes
 
 
+def error_of(call, pattern: str = r"[^\n]+") -> str:
+    """Run ``call`` and return what it raised as ``"Type: message"`` (the first part of the
+    message matching ``pattern``: by default its first line), or ``"no error"``.
+
+    Pitfall boxes use it to show the real error of a broken listing instead of quoting one.
+    """
+    try:
+        call()
+    except Exception as error:  # noqa: BLE001 - any error is the result
+        found = re.search(pattern, str(error))
+        return f"{type(error).__name__}: {found.group(0) if found else str(error)}"
+    return "no error"
+
+
 @dataclass(frozen=True)
 class PytestRun:
     """The outcome of :func:`run_pytest`: counts and pytest's last line."""

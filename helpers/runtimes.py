@@ -149,6 +149,19 @@ class OnnxRunner:
         return self.session.run(None, {self.input_name: x})[0]
 
 
+def tflite_scores(model_path: Path, x: np.ndarray, threads: int = 1, batch_size: int = 100) -> np.ndarray:
+    """The outputs (dequantized, float32) of a ``.tflite`` for images ``x``, in batches."""
+    return TFLiteRunner(model_path, threads, batch_size=batch_size).predict(x)
+
+
+def tflite_invoke(model_path: Path, image: np.ndarray, threads: int = 1, kernels: str = "default"):
+    """``interpreter.invoke`` of a batch-1 interpreter whose input is already set to ``image[:1]``:
+    the call to time for a model's own compute (``bench.interleaved`` takes such callables)."""
+    runner = TFLiteRunner(model_path, threads, batch_size=1, kernels=kernels)
+    runner.set_input(image[:1])
+    return runner.interpreter.invoke
+
+
 def tflite_latency(model_path: Path, image: np.ndarray, threads: int = 1, runs: int = 500,
                    warmup: int = 20):
     """Batch-1 latency of ``interpreter.invoke()`` alone (the input is set once beforehand).
@@ -157,9 +170,8 @@ def tflite_latency(model_path: Path, image: np.ndarray, threads: int = 1, runs: 
     """
     from helpers import bench
 
-    runner = TFLiteRunner(model_path, threads, batch_size=1)
-    runner.set_input(image[:1])
-    return bench.measure_latency(runner.interpreter.invoke, runs=runs, warmup=warmup, threads=threads)
+    return bench.measure_latency(tflite_invoke(model_path, image, threads), runs=runs,
+                                 warmup=warmup, threads=threads)
 
 
 def accuracy(runner, x: np.ndarray, y: np.ndarray) -> float:

@@ -133,6 +133,17 @@ def compare(y_true, predicted_a, predicted_b, name_a: str = "A", name_b: str = "
         tuple(float(d) for d in per_class_delta(y_true, predicted_a, predicted_b, classes)))
 
 
+def table(comparisons):
+    """A table of paired comparisons, one row each (``"B − A"``): both accuracies, the
+    difference in points with its paired 95% interval, McNemar's p and the verdict."""
+    import pandas as pd
+
+    return pd.DataFrame({f"{c.name_b} − {c.name_a}": {
+        "accuracy A": round(c.accuracy_a, 4), "accuracy B": round(c.accuracy_b, 4),
+        "B − A (pt)": round(c.diff_pt, 2), "95% CI (pt)": f"[{c.ci_low_pt:+.2f}, {c.ci_high_pt:+.2f}]",
+        "McNemar p": float(f"{c.p_value:.3g}"), "verdict": c.verdict()} for c in comparisons}).T
+
+
 def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, float]:
     """Mean of a few repeated measurements (e.g. one per seed) and its t-interval (ddof=1).
 
