@@ -22,6 +22,10 @@ import numpy as np
 
 from helpers.serving.errors import InvalidArgument, Unavailable
 
+# TF Serving's answers (tensorflow/core/kernels/batching_util/shared_batch_scheduler.h): UNAVAILABLE
+# (HTTP 503) when the queue is full, INVALID_ARGUMENT (400) for a request larger than a batch.
+QUEUE_FULL = "The batch scheduling queue to which this task was submitted is full"
+
 
 @dataclass(frozen=True)
 class BatchingParameters:
@@ -68,7 +72,8 @@ class Batcher:
     ``on_batch(size_in_rows)`` is called for every model call (for the batch-size histogram).
 
     The queue is a deque guarded by a condition: only :meth:`submit` ever adds to it (refusing
-    with ``Unavailable`` when ``max_enqueued_batches * max_batch_size`` requests wait), and a
+    with ``Unavailable``, TF Serving's message, when ``max_enqueued_batches * max_batch_size``
+    rows would wait), and a
     worker leaves a request that does not fit its batch at the head of the queue instead of
     taking it out and putting it back, so no thread ever blocks on a full queue. :meth:`stop`
     lets each worker finish its current batch and refuses what still waits with ``Unavailable``.
@@ -79,6 +84,7 @@ class Batcher:
         self.on_batch = on_batch or (lambda rows: None)
         self.capacity = parameters.max_enqueued_batches * parameters.max_batch_size
         self._waiting: collections.deque[_Task] = collections.deque()
+        self._waiting_rows = 0
         self._changed = threading.Condition()
         self._stopping = False
         self._threads = [threading.Thread(target=self._work, name=f"batcher-{i}", daemon=True)
@@ -97,14 +103,15 @@ class Batcher:
             raise InvalidArgument("Batching needs every input to have the same 0-th dimension")
         task = _Task(key, signature, inputs, rows.pop())
         if task.rows > self.parameters.max_batch_size:
-            raise InvalidArgument(f"Request has {task.rows} rows; max_batch_size is "
+            raise InvalidArgument(f"Task size {task.rows} is larger than maximum input batch size "
                                   f"{self.parameters.max_batch_size}")
         with self._changed:
             if self._stopping:
                 raise Unavailable("Server is shutting down, retry on another replica")
-            if len(self._waiting) >= self.capacity:
-                raise Unavailable("Batch queue is full, retry later")
+            if self._waiting_rows + task.rows > self.capacity:
+                raise Unavailable(QUEUE_FULL)
             self._waiting.append(task)
+            self._waiting_rows += task.rows
             self._changed.notify()
         return task.future
 
@@ -122,6 +129,7 @@ class Batcher:
             if self._stopping:
                 return None
             first = self._waiting.popleft()
+            self._waiting_rows -= first.rows
             batch, rows = [first], first.rows
             deadline = time.perf_counter() + self.parameters.batch_timeout_micros / 1e6
             while rows < self.parameters.max_batch_size and not self._stopping:
@@ -132,6 +140,7 @@ class Batcher:
                 if not self._fits(first, rows):
                     break                      # stays at the head: it starts the next batch
                 task = self._waiting.popleft()
+                self._waiting_rows -= task.rows
                 batch.append(task)
                 rows += task.rows
             return batch
@@ -160,6 +169,6 @@ class Batcher:
         for thread in self._threads:
             thread.join(timeout=timeout_s)
         with self._changed:
-            left, self._waiting = list(self._waiting), collections.deque()
+            left, self._waiting, self._waiting_rows = list(self._waiting), collections.deque(), 0
         for task in left:
             task.future.set_exception(Unavailable("Server is shutting down, retry on another replica"))

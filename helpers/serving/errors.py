@@ -1,8 +1,11 @@
 """The errors the server returns, with TF Serving's status codes.
 
-TF Serving maps its internal status codes to HTTP statuses (``INVALID_ARGUMENT`` → 400,
-``NOT_FOUND`` → 404, ``FAILED_PRECONDITION`` → 400, ``UNAUTHENTICATED`` → 401, ...) and always
-answers with ``{"error": "<message>"}``; gRPC callers get the code itself.
+TF Serving maps its internal status codes to HTTP statuses (``ToHTTPStatusCode`` in
+``model_servers/http_server.cc``: ``INVALID_ARGUMENT`` and ``FAILED_PRECONDITION`` → 400,
+``NOT_FOUND`` → 404, ``UNAUTHENTICATED`` → 401, ``RESOURCE_EXHAUSTED`` → 429,
+``UNIMPLEMENTED`` → 501, ``UNAVAILABLE`` → 503, ``DEADLINE_EXCEEDED`` → 504) and always answers
+with ``{"error": "<message>"}`` (``MakeJsonFromStatus``); gRPC callers get the code itself.
+This server's own 413 (``--max_request_bytes``) has no TF Serving counterpart.
 
 Anything else that goes wrong while serving a request (a bug, a model that raises) is an internal
 error: :func:`report_internal_error` logs it with its traceback under a new request id, and the
@@ -36,13 +39,18 @@ class InvalidArgument(ServingError):
     grpc_code = grpc.StatusCode.INVALID_ARGUMENT
 
 
+class FailedPrecondition(ServingError):
+    http_status = 400
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+
+
 class NotFound(ServingError):
     http_status = 404
     grpc_code = grpc.StatusCode.NOT_FOUND
 
 
-class MethodNotAllowed(ServingError):
-    http_status = 405
+class Unimplemented(ServingError):
+    http_status = 501
     grpc_code = grpc.StatusCode.UNIMPLEMENTED
 
 

@@ -1,11 +1,16 @@
 """TF Serving's gRPC services on the same models: ``PredictionService`` (Predict,
-GetModelMetadata) and ``ModelService`` (GetModelStatus), from ``tensorflow-serving-api``'s protos,
-so that ``prediction_service_pb2_grpc.PredictionServiceStub`` clients work unchanged.
+GetModelMetadata) and ``ModelService`` (GetModelStatus, HandleReloadConfigRequest), from
+``tensorflow-serving-api``'s protos, so that ``prediction_service_pb2_grpc.PredictionServiceStub``
+clients work unchanged. Errors carry TF Serving's codes and wording (``predict_util.cc``,
+``get_model_metadata_impl.cc``, ``model_service_impl.cc``).
 
 Inputs are checked by :func:`codec.validate_tensor`, as on REST, so both answer the same
-message for the same bad tensor. With a token (``--auth_token_file``) every call must carry the
-metadata ``authorization: Bearer <token>`` (:class:`BearerTokenInterceptor`). Unexpected errors
-are logged with a request id and answered ``INTERNAL`` with that id only.
+message for the same bad tensor. With ``--ssl_config_file`` the port speaks TLS and, with
+``client_verify``, accepts only clients whose certificate the ``custom_ca`` signed (TF Serving's
+``BuildServerCredentials`` in ``server.cc``). With a token (``--auth_token_file``, this server's
+own) every call must carry the metadata ``authorization: Bearer <token>``
+(:class:`BearerTokenInterceptor`). Unexpected errors are logged with a request id and answered
+``INTERNAL`` with that id only.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import grpc
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
+    model_management_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
@@ -26,7 +32,10 @@ from helpers.serving import auth, codec
 from helpers.serving.errors import InvalidArgument, ServingError, report_internal_error
 from helpers.serving.models import ModelManager
 
-API_NAMES = {"Predict": "grpc_predict", "GetModelMetadata": "grpc_metadata", "GetModelStatus": "grpc_status"}
+_ERROR_CODES = get_model_status_pb2.ModelVersionStatus.DESCRIPTOR.fields_by_name["status"].message_type \
+    .fields_by_name["error_code"].enum_type      # tensorflow.error.Code
+API_NAMES = {"Predict": "grpc_predict", "GetModelMetadata": "grpc_metadata", "GetModelStatus": "grpc_status",
+             "HandleReloadConfigRequest": "grpc_reload_config"}
 
 
 def _version_request(spec):
@@ -43,7 +52,7 @@ class _Servicer:
     def __init__(self, manager: ModelManager, batcher=None, metrics=None):
         self.manager, self.batcher, self.metrics = manager, batcher, metrics
 
-    def _call(self, context, method, handler):
+    def _call(self, context, method, handler, model=""):
         started, version, code = time.perf_counter(), "", grpc.StatusCode.OK
         try:
             response, version = handler()
@@ -56,7 +65,7 @@ class _Servicer:
             context.abort(grpc.StatusCode.INTERNAL, report_internal_error(error, f"gRPC {method}"))
         finally:
             if self.metrics:
-                self.metrics.observe_request(self.manager.name, version, API_NAMES[method],
+                self.metrics.observe_request(model, version, API_NAMES[method],
                                              code.name, time.perf_counter() - started)
 
 
@@ -68,28 +77,21 @@ class PredictionServicer(_Servicer, prediction_service_pb2_grpc.PredictionServic
             version, label = _version_request(request.model_spec)
             loaded = self.manager.get(request.model_spec.name, version, label)
             signature = loaded.signature(request.model_spec.signature_name)
-            names = set(signature.inputs)
-            if set(request.inputs) != names:
-                raise InvalidArgument(f"Request inputs {sorted(request.inputs)} do not match the "
-                                      f"signature's inputs {sorted(names)}")
-            inputs = {}
-            for name, proto in request.inputs.items():
-                try:
-                    array = tf.make_ndarray(proto)
-                except Exception as error:  # noqa: BLE001
-                    raise InvalidArgument(f"Input '{name}': unreadable TensorProto: {error}") from None
-                inputs[name] = codec.validate_tensor(array, signature.inputs[name])
+            inputs = codec.inputs_from_protos(request.inputs, signature)
             if self.batcher:
-                outputs = self.batcher.submit((loaded.version, signature.name), signature,
+                outputs = self.batcher.submit((loaded.name, loaded.version, signature.name), signature,
                                               inputs).result()
             else:
                 if self.metrics:
                     self.metrics.observe_batch(len(next(iter(inputs.values()))))
                 outputs = signature.run(inputs)
             wanted = list(request.output_filter) or list(outputs)
-            unknown = sorted(set(wanted) - set(outputs))
-            if unknown:
-                raise InvalidArgument(f"output_filter names unknown outputs {unknown}")
+            for alias in wanted:
+                if alias not in outputs:
+                    raise InvalidArgument(f"output tensor alias not found in signature: {alias} Outputs "
+                                          f"expected to be in the set {{{','.join(sorted(outputs))}}}.")
+            if len(set(wanted)) != len(wanted):
+                raise InvalidArgument(f"duplicate output tensor alias: {wanted}")
             response = predict_pb2.PredictResponse()
             response.model_spec.name = request.model_spec.name
             response.model_spec.version.value = loaded.version
@@ -98,13 +100,15 @@ class PredictionServicer(_Servicer, prediction_service_pb2_grpc.PredictionServic
                 response.outputs[name].CopyFrom(tf.make_tensor_proto(outputs[name]))
             return response, str(loaded.version)
 
-        return self._call(context, "Predict", handle)
+        return self._call(context, "Predict", handle, request.model_spec.name)
 
     def GetModelMetadata(self, request, context):  # noqa: N802
         def handle():
-            if list(request.metadata_field) != ["signature_def"]:
-                raise InvalidArgument("Metadata field must be ['signature_def'], got "
-                                      f"{list(request.metadata_field)}")
+            if not request.metadata_field:
+                raise InvalidArgument("GetModelMetadataRequest must specify at least one metadata_field")
+            for field in request.metadata_field:
+                if field != "signature_def":
+                    raise InvalidArgument(f"Metadata field {field} is not supported")
             version, label = _version_request(request.model_spec)
             loaded = self.manager.get(request.model_spec.name, version, label)
             signature_map = get_model_metadata_pb2.SignatureDefMap()
@@ -116,13 +120,13 @@ class PredictionServicer(_Servicer, prediction_service_pb2_grpc.PredictionServic
             response.metadata["signature_def"].Pack(signature_map)
             return response, str(loaded.version)
 
-        return self._call(context, "GetModelMetadata", handle)
+        return self._call(context, "GetModelMetadata", handle, request.model_spec.name)
 
 
 class ModelServicer(_Servicer, model_service_pb2_grpc.ModelServiceServicer):
     def GetModelStatus(self, request, context):  # noqa: N802
         def handle():
-            version, _ = _version_request(request.model_spec)
+            version, _ = _version_request(request.model_spec)    # a label is ignored, as in TF Serving
             rows = self.manager.status(request.model_spec.name, version)
             response = get_model_status_pb2.GetModelStatusResponse()
             states = get_model_status_pb2.ModelVersionStatus.State
@@ -131,10 +135,27 @@ class ModelServicer(_Servicer, model_service_pb2_grpc.ModelServiceServicer):
                 entry.version = int(row["version"])
                 entry.state = states.Value(row["state"])
                 entry.status.error_message = row["status"]["error_message"]
-                entry.status.error_code = 0 if row["status"]["error_code"] == "OK" else 2
+                entry.status.error_code = _ERROR_CODES.values_by_name[row["status"]["error_code"]].number
             return response, ""
 
-        return self._call(context, "GetModelStatus", handle)
+        return self._call(context, "GetModelStatus", handle, request.model_spec.name)
+
+    def HandleReloadConfigRequest(self, request, context):  # noqa: N802
+        """Serve the models of ``request.config`` from now on, as a changed config file would."""
+        def handle():
+            from helpers.serving.config import validate_model_server_config
+
+            if request.config.WhichOneof("config") != "model_config_list":
+                raise InvalidArgument("ServerModelConfig type not supported by HandleReloadConfigRequest. "
+                                      "Only ModelConfigList is currently supported")
+            try:
+                validate_model_server_config(request.config)
+            except ValueError as error:
+                raise InvalidArgument(str(error)) from None
+            self.manager.apply_config(request.config)
+            return model_management_pb2.ReloadConfigResponse(), ""
+
+        return self._call(context, "HandleReloadConfigRequest", handle)
 
 
 class BearerTokenInterceptor(grpc.ServerInterceptor):
@@ -168,12 +189,16 @@ class BearerTokenInterceptor(grpc.ServerInterceptor):
 
 def create_server(manager: ModelManager, port: int, host: str = "127.0.0.1", batcher=None,
                   metrics=None, max_message_bytes: int = 10 * 1024 * 1024, workers: int = 16,
-                  token: str | None = None):
+                  token: str | None = None, ssl_config=None):
     """A started-ready ``grpc.Server`` bound to ``host:port`` (call ``.start()``).
 
-    With ``token`` every call must send the metadata ``authorization: Bearer <token>``.
+    With ``token`` every call must send the metadata ``authorization: Bearer <token>``. With
+    ``ssl_config`` (an ``SSLConfig``, see :func:`config.read_ssl_config`) the port speaks TLS
+    with its key and certificate and, if ``client_verify``, requires a client certificate signed
+    by ``custom_ca``, as ``tensorflow_model_server --ssl_config_file`` does.
     """
-    interceptors = [BearerTokenInterceptor(token, manager.name, metrics)] if token else []
+    only_model = manager.names[0] if len(manager.names) == 1 else ""      # for refused calls' metrics
+    interceptors = [BearerTokenInterceptor(token, only_model, metrics)] if token else []
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), interceptors=interceptors,
                          options=[("grpc.max_receive_message_length", max_message_bytes),
                                   ("grpc.max_send_message_length", max_message_bytes)])
@@ -181,6 +206,15 @@ def create_server(manager: ModelManager, port: int, host: str = "127.0.0.1", bat
         PredictionServicer(manager, batcher, metrics), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(
         ModelServicer(manager, batcher, metrics), server)
-    if server.add_insecure_port(f"{host}:{port}") == 0:
-        raise OSError(f"Cannot bind gRPC to {host}:{port}")
+    address = f"{host}:{port}"
+    if ssl_config is None:
+        bound = server.add_insecure_port(address)
+    else:
+        credentials = grpc.ssl_server_credentials(
+            [(ssl_config.server_key.encode(), ssl_config.server_cert.encode())],
+            root_certificates=ssl_config.custom_ca.encode() or None,
+            require_client_auth=ssl_config.client_verify)
+        bound = server.add_secure_port(address, credentials)
+    if bound == 0:
+        raise OSError(f"Cannot bind gRPC to {address}")
     return server

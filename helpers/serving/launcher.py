@@ -17,6 +17,7 @@ reaps the process as soon as it ends on its own (e.g. terminated by a kernel tha
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import signal
@@ -78,16 +79,18 @@ def _private_file(path: Path):
 class ModelServer:
     """``python -m helpers.serving`` in a subprocess on free loopback ports.
 
-    ``extra_flags`` are passed on (e.g. ``["--enable_batching"]``). :meth:`start` waits until the
-    model's status answers 200 (or raises with the server's log, having stopped the process);
-    :meth:`stop` sends SIGTERM, kills after ``stop_timeout_s`` and removes the server's temporary
-    directory (its log stays readable with :meth:`log_text`). Use it as a context manager so it
-    stops on errors too.
+    ``base_path`` becomes ``--model_name=<model_name> --model_base_path=<base_path>``; with
+    ``base_path=None`` the models come from a ``--model_config_file`` in ``extra_flags`` and
+    ``model_name`` names the one to wait for. ``extra_flags`` are passed on (e.g.
+    ``["--enable_batching"]``). :meth:`start` waits until the model's status answers 200 (or
+    raises with the server's log, having stopped the process); :meth:`stop` sends SIGTERM, kills
+    after ``stop_timeout_s`` and removes the server's temporary directory (its log stays readable
+    with :meth:`log_text`). Use it as a context manager so it stops on errors too.
     """
 
-    def __init__(self, model_name: str, base_path: Path, extra_flags=(), start_timeout_s: float = 60,
+    def __init__(self, model_name: str, base_path: Path | None, extra_flags=(), start_timeout_s: float = 60,
                  stop_timeout_s: float = 15, token: str | None = None, binary: str | None = None):
-        self.model_name, self.base_path = model_name, Path(base_path)
+        self.model_name, self.base_path = model_name, Path(base_path) if base_path else None
         self.rest_port, self.grpc_port = free_port(), free_port()
         self.extra_flags, self.token = list(extra_flags), token
         self.command = [binary] if binary else [sys.executable, "-m", "helpers.serving"]
@@ -134,8 +137,9 @@ class ModelServer:
             raise RuntimeError(f"Model server already running (pid {self.process.pid})")
         self.directory = Path(tempfile.mkdtemp(prefix="model-server-"))
         try:
-            flags = [f"--model_name={self.model_name}", f"--model_base_path={self.base_path}",
-                     f"--rest_api_port={self.rest_port}", f"--port={self.grpc_port}", *self.extra_flags]
+            model = [f"--model_name={self.model_name}", f"--model_base_path={self.base_path}"]
+            flags = [*(model if self.base_path else []), f"--rest_api_port={self.rest_port}",
+                     f"--port={self.grpc_port}", *self.extra_flags]
             if self.token:
                 token_file = self.directory / "token"
                 with _private_file(token_file) as handle:
@@ -216,3 +220,29 @@ class ModelServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def running(*servers: ModelServer):
+    """Start ``servers`` side by side (their start-ups overlap) and stop every one of them when the
+    block ends, also on errors; a failed start stops the others and is raised."""
+    failures: list[BaseException] = []
+
+    def start(server: ModelServer) -> None:
+        try:
+            server.start()
+        except BaseException as error:  # noqa: BLE001 - raised below, in the caller's thread
+            failures.append(error)
+
+    threads = [threading.Thread(target=start, args=(server,), daemon=True) for server in servers]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if failures:
+            raise failures[0]
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()

@@ -1,10 +1,20 @@
-"""SavedModel versions on disk, loaded and hot-reloaded like TF Serving does.
+"""The models a server serves, their versions on disk, and how they are loaded: TF Serving's way.
 
-Layout (TF Serving's): ``<model_base_path>/<version>/saved_model.pb`` with a numeric version
-folder per model version. The latest version serves by default; any loaded version can be asked
-for by number or by label. A poll thread notices new version folders (loads them, then switches)
-and removed ones (unloads them: a rollback is ``rm -r <base>/<version>``). A request that already
-holds a version keeps it until it finishes, so reloading never drops in-flight requests.
+Layout (TF Serving's): ``<base_path>/<version>/saved_model.pb``, one numeric folder per version.
+What is loaded follows each model's version policy (``config.aspired_versions``): by default
+only the **latest** version (``latest { num_versions: 1 }``); a ``--model_config_file`` can ask
+for ``latest { num_versions: N }``, ``all {}`` or ``specific { versions: ... }``, and map labels
+(``stable``, ``canary``) to versions. A poll thread re-reads the folders (and the config file,
+with ``--model_config_file_poll_wait_seconds``): an aspired version is loaded (and warmed up
+with the records in ``assets.extra/tf_serving_warmup_requests``) *before* a version that is no
+longer aspired is unloaded, so there is always a version to answer, and a request that holds a
+version keeps it until it finishes (TF Serving's ``AvailabilityPreservingPolicy``).
+
+The status of a model lists every version the server has seen, with its state (``AVAILABLE``,
+``END`` once unloaded or when its load failed, with the error), newest first, as TF Serving's
+``ServableStateMonitor`` does. Version labels may only point to versions that are
+``AVAILABLE`` when the config is applied (``ServerCore::UpdateModelVersionLabelMap``), unless
+``allow_labels_for_unavailable`` (``--allow_version_labels_for_unavailable_models``).
 """
 
 from __future__ import annotations
@@ -16,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.serving.errors import InvalidArgument, NotFound
+from helpers.serving.errors import FailedPrecondition, InvalidArgument, NotFound
 
 log = logging.getLogger("helpers.serving")
 DEFAULT_SIGNATURE = "serving_default"
@@ -55,36 +65,35 @@ def _spec(name: str, tensor_spec) -> TensorSpec:
 
 @dataclass
 class ModelVersion:
-    """A loaded SavedModel version with its signatures and its SignatureDefs (for metadata)."""
+    """A loaded SavedModel version: its signatures and every SignatureDef (for metadata)."""
 
+    name: str
     version: int
     path: Path
     signatures: dict[str, Signature]
-    signature_defs: object = field(repr=False)   # meta_graph_pb2 SignatureDef map
+    signature_defs: object = field(repr=False)   # name -> meta_graph_pb2.SignatureDef
 
     def signature(self, name: str | None) -> Signature:
         name = name or DEFAULT_SIGNATURE
         if name not in self.signatures:
-            raise InvalidArgument(f'Serving signature name: "{name}" not found in signature def '
-                                  f"(available: {', '.join(sorted(self.signatures))})")
+            raise InvalidArgument(f'Serving signature name: "{name}" not found in signature def')
         return self.signatures[name]
 
 
-def load_version(path: Path, version: int) -> ModelVersion:
-    """Load one SavedModel folder; raises with the folder's name if it cannot be loaded."""
+def load_version(path: Path, version: int, name: str = "") -> ModelVersion:
+    """Load one SavedModel folder; raises if it cannot be loaded."""
     import tensorflow as tf
     from tensorflow.core.protobuf import saved_model_pb2
 
     module = tf.saved_model.load(str(path))
     signatures = {}
-    for name, function in module.signatures.items():
-        inputs = {key: _spec(key, spec) for key, spec in function.structured_input_signature[1].items()}
-        outputs = {key: _spec(key, spec) for key, spec in function.structured_outputs.items()}
-        signatures[name] = Signature(name, inputs, outputs, function)
+    for key, function in module.signatures.items():
+        inputs = {k: _spec(k, spec) for k, spec in function.structured_input_signature[1].items()}
+        outputs = {k: _spec(k, spec) for k, spec in function.structured_outputs.items()}
+        signatures[key] = Signature(key, inputs, outputs, function)
     saved_model = saved_model_pb2.SavedModel.FromString((Path(path) / "saved_model.pb").read_bytes())
-    signature_defs = {name: definition for name, definition
-                      in saved_model.meta_graphs[0].signature_def.items() if name in signatures}
-    loaded = ModelVersion(version, Path(path), signatures, signature_defs)
+    loaded = ModelVersion(name, version, Path(path), signatures,
+                          dict(saved_model.meta_graphs[0].signature_def.items()))
     loaded._module = module        # keeps the variables alive as long as the version is used
     return loaded
 
@@ -98,102 +107,215 @@ def version_folders(base_path: Path) -> dict[int, Path]:
             if child.is_dir() and child.name.isdigit() and (child / "saved_model.pb").is_file()}
 
 
+@dataclass
+class VersionState:
+    """One row of a model's status: TF Serving's ``ModelVersionStatus`` state and error."""
+
+    state: str
+    error_code: str = "OK"
+    error_message: str = ""
+
+
+class ServedModel:
+    """One model: its base path, version policy and labels, the versions loaded and their states."""
+
+    def __init__(self, model_config, warmup_iterations: int = 1):
+        self.warmup_iterations = warmup_iterations
+        self.configured = True
+        self.loaded: dict[int, ModelVersion] = {}
+        self.states: dict[int, VersionState] = {}
+        self.failed: set[int] = set()
+        self.configure(model_config)
+
+    def configure(self, model_config) -> None:
+        self.name, self.base_path = model_config.name, Path(model_config.base_path)
+        self.policy = model_config.model_version_policy
+        self.labels = dict(model_config.version_labels)
+        self.configured = True
+
+    def retire(self) -> None:
+        """Removed from the config: every version is unloaded at the next refresh."""
+        self.configured, self.labels = False, {}
+
+    def aspired(self, on_disk: dict[int, Path]) -> set[int]:
+        from helpers.serving.config import aspired_versions
+
+        return aspired_versions(self.policy, set(on_disk)) if self.configured else set()
+
+
 class ModelManager:
-    """Serves the versions of one model found under ``base_path``; reloads on :meth:`refresh`."""
+    """The models of a ``ModelServerConfig``: loads and unloads versions, answers lookups and
+    status. :meth:`apply_config` changes the config (at start-up and on every reload)."""
 
-    def __init__(self, name: str, base_path: Path, labels: dict[str, int] | None = None):
-        self.name, self.base_path = name, Path(base_path)
-        self.labels = dict(labels or {})
-        self._versions: dict[int, ModelVersion] = {}
-        self._failed: dict[int, str] = {}
-        self._lock = threading.Lock()
+    def __init__(self, warmup_iterations: int = 1, allow_labels_for_unavailable: bool = False):
+        self.warmup_iterations = warmup_iterations
+        self.allow_labels_for_unavailable = allow_labels_for_unavailable
+        self._models: dict[str, ServedModel] = {}
+        self._lock = threading.Lock()           # guards the maps that requests read
+        self._refreshing = threading.Lock()     # one refresh (load/unload pass) at a time
         self._stop = threading.Event()
-        self._poller: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self.config = None
 
-    def refresh(self) -> dict[str, list[int]]:
-        """Load new version folders and unload removed ones; return what changed."""
-        on_disk = version_folders(self.base_path)
+    # ---- configuration -------------------------------------------------------------------
+    def apply_config(self, config) -> None:
+        """Serve exactly the models of ``config`` (a ``ModelServerConfig``), then load/unload.
+
+        Refused with ``FailedPrecondition`` (nothing changes) when a label points to a version
+        that is not ``AVAILABLE`` now, as TF Serving refuses it (unless allowed).
+        """
+        wanted = {model.name: model for model in config.model_config_list.config}
         with self._lock:
-            known = set(self._versions) | set(self._failed)
-        added, removed = sorted(set(on_disk) - known), sorted(known - set(on_disk))
-        loaded = {}
-        for version in added:          # load outside the lock: requests keep being served
+            for name, model in wanted.items():
+                current = self._models.get(name)
+                for label, version in model.version_labels.items():
+                    state = current.states.get(version) if current else None
+                    moved = current is not None and current.labels.get(label, version) != version
+                    allowed = self.allow_labels_for_unavailable and not moved   # a new label only
+                    if not allowed and (state is None or state.state != "AVAILABLE"):
+                        raise FailedPrecondition(
+                            f"Request to assign label to version {version} of model {name}, which is "
+                            f"not currently available for inference")
+            for name, model in wanted.items():
+                if name in self._models:
+                    self._models[name].configure(model)
+                else:
+                    self._models[name] = ServedModel(model, self.warmup_iterations)
+            for name in set(self._models) - set(wanted):
+                self._models[name].retire()
+            self.config = config
+        self.refresh()
+
+    # ---- loading ---------------------------------------------------------------------------
+    def refresh(self) -> dict[str, dict[str, list[int]]]:
+        """Load the aspired versions that are not loaded, then unload those no longer aspired."""
+        with self._refreshing:
+            with self._lock:
+                models = list(self._models.values())
+            return {model.name: self._refresh_model(model) for model in models}
+
+    def _refresh_model(self, model: ServedModel) -> dict[str, list[int]]:
+        on_disk = version_folders(model.base_path)
+        aspired = model.aspired(on_disk)
+        with self._lock:
+            model.failed &= set(on_disk)       # a failed version is retried once its folder is replaced
+            to_load = sorted(aspired - set(model.loaded) - model.failed)
+        loaded = []
+        for version in to_load:                       # outside the lock: requests keep being served
+            with self._lock:
+                model.states[version] = VersionState("LOADING")
             try:
-                loaded[version] = load_version(on_disk[version], version)
-                log.info("loaded %s version %d", self.name, version)
-            except Exception as error:  # noqa: BLE001 - a bad folder must not stop the server
+                new = load_version(on_disk[version], version, model.name)
+                if model.warmup_iterations:
+                    from helpers.serving import warmup
+
+                    warmup.run(new, model.warmup_iterations)
+            except Exception as error:  # noqa: BLE001 - a bad version must not stop the server
                 with self._lock:
-                    self._failed[version] = f"{type(error).__name__}: {error}"
-                log.error("cannot load %s version %d from %s: %s", self.name, version,
+                    model.states[version] = VersionState("END", "UNKNOWN", f"{type(error).__name__}: {error}")
+                    model.failed.add(version)
+                log.error("cannot load %s version %d from %s: %s", model.name, version,
                           on_disk[version], error)
+                continue
+            with self._lock:
+                model.loaded[version] = new
+                model.states[version] = VersionState("AVAILABLE")
+            loaded.append(version)
+            log.info("loaded %s version %d", model.name, version)
         with self._lock:
-            self._versions.update(loaded)
-            for version in removed:
-                self._versions.pop(version, None)
-                self._failed.pop(version, None)
-                log.info("unloaded %s version %d", self.name, version)
-        return {"loaded": sorted(loaded), "unloaded": removed}
+            # AvailabilityPreservingPolicy: while aspired versions exist but none is ready (their
+            # load failed), the highest version that is no longer aspired keeps serving.
+            unaspired = sorted(set(model.loaded) - aspired)
+            if aspired and not aspired & set(model.loaded):
+                unaspired = unaspired[:-1]
+            for version in unaspired:
+                del model.loaded[version]
+                model.states[version] = VersionState("END")
+        for version in unaspired:
+            log.info("unloaded %s version %d", model.name, version)
+        return {"loaded": loaded, "unloaded": unaspired}
 
-    def start_polling(self, interval_s: float = 1.0) -> None:
-        """Check the folder every ``interval_s`` seconds in a daemon thread (0 disables it)."""
-        if interval_s <= 0 or self._poller:
-            return
+    def start_polling(self, interval_s: float = 1.0, config_path: Path | None = None,
+                      config_interval_s: float = 0) -> None:
+        """Check the version folders every ``interval_s`` seconds (0: never) and, with
+        ``config_path``, re-read the config file every ``config_interval_s`` seconds (0: never)."""
+        from helpers.serving.config import read_model_server_config
 
-        def poll():
-            while not self._stop.wait(interval_s):
+        def every(seconds, action, what):
+            while not self._stop.wait(seconds):
                 try:
-                    self.refresh()
-                except Exception:  # noqa: BLE001 - keep polling; the error is logged
-                    log.exception("refreshing %s failed", self.name)
+                    action()
+                except Exception as error:  # noqa: BLE001 - keep polling; the error is logged
+                    log.error("%s failed: %s", what, error)
 
-        self._poller = threading.Thread(target=poll, name="model-poller", daemon=True)
-        self._poller.start()
+        def reload_config():
+            config = read_model_server_config(config_path)
+            if config != self.config:
+                self.apply_config(config)
+                log.info("applied the model config in %s", config_path)
+
+        jobs = [(interval_s, self.refresh, "refreshing the models")]
+        if config_path and config_interval_s > 0:
+            jobs.append((config_interval_s, reload_config, f"reloading {config_path}"))
+        for seconds, action, what in jobs:
+            if seconds > 0:
+                thread = threading.Thread(target=every, args=(seconds, action, what), daemon=True,
+                                          name=f"poll-{len(self._threads)}")
+                thread.start()
+                self._threads.append(thread)
 
     def stop(self) -> None:
         self._stop.set()
-        if self._poller:
-            self._poller.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
 
-    def check_name(self, name: str) -> None:
-        if name != self.name:
-            raise NotFound(f"Servable not found for request: Latest({name})")
+    # ---- requests --------------------------------------------------------------------------
+    def _model(self, name: str) -> ServedModel | None:
+        model = self._models.get(name)
+        return model if model is not None and model.configured else None
 
     def get(self, name: str, version: int | str | None = None, label: str | None = None) -> ModelVersion:
-        """The version asked for (by number or label), else the latest; ``NotFound`` otherwise."""
-        self.check_name(name)
-        if label is not None:
-            if label not in self.labels:
-                raise NotFound(f"Unrecognized servable version label: {label}")
-            version = self.labels[label]
+        """The version asked for (by number or label), else the latest loaded; TF Serving's
+        errors otherwise (``NotFound`` for a model or version not loaded, ``InvalidArgument``
+        for an unknown label)."""
         with self._lock:
+            model = self._model(name)
+            if label is not None:
+                if model is None or label not in model.labels:
+                    raise InvalidArgument(f"Unrecognized servable version label: {label}")
+                version = model.labels[label]
             if version is None:
-                if not self._versions:
+                if model is None or not model.loaded:
                     raise NotFound(f"Servable not found for request: Latest({name})")
-                return self._versions[max(self._versions)]
-            try:
-                number = int(version)
-            except (TypeError, ValueError):
-                raise InvalidArgument(f"Version must be an integer, got {version!r}") from None
-            if number not in self._versions:
+                return model.loaded[max(model.loaded)]
+            number = int(version)
+            if model is None or number not in model.loaded:
                 raise NotFound(f"Servable not found for request: Specific({name}, {number})")
-            return self._versions[number]
+            return model.loaded[number]
 
     def status(self, name: str, version: int | str | None = None) -> list[dict]:
-        """TF Serving's ``model_version_status`` list (versions as strings), newest first."""
-        self.check_name(name)
+        """TF Serving's ``model_version_status`` rows (versions as strings), newest first."""
         with self._lock:
-            rows = [{"version": str(v), "state": "AVAILABLE",
-                     "status": {"error_code": "OK", "error_message": ""}} for v in self._versions]
-            rows += [{"version": str(v), "state": "END",
-                      "status": {"error_code": "UNKNOWN", "error_message": message}}
-                     for v, message in self._failed.items()]
+            model = self._models.get(name)
+            states = dict(model.states) if model else {}
         if version is not None:
-            rows = [row for row in rows if row["version"] == str(version)]
-            if not rows:
+            if int(version) not in states:
                 raise NotFound(f"Could not find version {version} of model {name}")
-        return sorted(rows, key=lambda row: -int(row["version"]))
+            states = {int(version): states[int(version)]}
+        if not states:
+            raise NotFound(f"Could not find any versions of model {name}")
+        return [{"version": str(v), "state": s.state,
+                 "status": {"error_code": s.error_code, "error_message": s.error_message}}
+                for v, s in sorted(states.items(), reverse=True)]
+
+    def versions(self, name: str) -> list[int]:
+        """The loaded versions of model ``name``, ascending."""
+        with self._lock:
+            model = self._model(name)
+            return sorted(model.loaded) if model else []
 
     @property
-    def versions(self) -> list[int]:
+    def names(self) -> list[str]:
+        """The models of the current config."""
         with self._lock:
-            return sorted(self._versions)
+            return sorted(name for name, model in self._models.items() if model.configured)

@@ -1,39 +1,55 @@
 """TF Serving's REST API as a FastAPI app, with Prometheus metrics, a size limit and auth.
 
-Routes (``api_rest.md``)::
+Requests under ``/v1/`` are dispatched as TF Serving dispatches them (``ParseModelInfo`` in
+``model_servers/http_rest_api_util.cc``), with its regular expressions, case-insensitive::
 
-    GET  /v1/models/{name}[/versions/{v}]                 model status
-    GET  /v1/models/{name}[/versions/{v}|/labels/{l}]/metadata
-    POST /v1/models/{name}[/versions/{v}|/labels/{l}]:predict
-    GET  /monitoring/prometheus/metrics                     (with --enable_monitoring)
+    POST /v1/models/{name}[/versions/{v}|/labels/{l}]:predict        (:classify, :regress: 501 here)
+    GET  /v1/models/{name}[/versions/{v}|/labels/{l}][/metadata]     status or metadata
 
-Every error is ``{"error": "..."}`` with TF Serving's HTTP status. With a token, every ``/v1/``
-route needs ``Authorization: Bearer <token>``; the metrics route stays open (see :mod:`.auth`).
-An unexpected error is logged with its traceback and a request id, and answered 500
-``{"error": "Internal error (request id ...)"}`` without the exception's text.
+Any other method or path under ``/v1/`` is 400 ``Malformed request: <METHOD> <path>``;
+``GET /v1/models`` is 400 ``Missing model name in request.``; an ``OPTIONS`` request is a CORS
+pre-flight (200 with an ``Origin`` header, else 400). Every error is ``{"error": "..."}`` with
+TF Serving's HTTP status. The metadata is the ``GetModelMetadataResponse`` printed with the
+proto field names (``signature_def``, ``tensor_shape``, ``method_name``), as TF Serving prints it
+(``ToJsonString`` there). Prometheus metrics are served at the monitoring config's path.
+
+This server's own additions: with a token, every ``/v1/`` route needs ``Authorization: Bearer
+<token>`` (401); bodies above ``--max_request_bytes`` get 413; the metrics route stays open
+(see :mod:`.auth`). An unexpected error is logged with its traceback and a request id, and
+answered 500 ``{"error": "Internal error (request id ...)"}`` without the exception's text.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from google.protobuf import json_format
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from helpers.serving import auth, codec
+from helpers.serving.config import PROMETHEUS_PATH
 from helpers.serving.errors import (
-    MethodNotAllowed,
+    FailedPrecondition,
+    InvalidArgument,
     PayloadTooLarge,
     ServingError,
     Unauthenticated,
+    Unimplemented,
     report_internal_error,
 )
 from helpers.serving.models import ModelManager
+
+# TF Serving's kPredictionApiGegex and kModelStatusApiRegex (model_servers/http_rest_api_util.cc).
+PREDICT_PATH = re.compile(r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?"
+                          r":(classify|regress|predict)", re.IGNORECASE)
+STATUS_PATH = re.compile(r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?"
+                         r"(?:/(metadata))?", re.IGNORECASE)
+INT64_MAX = 2**63 - 1
 
 
 @dataclass
@@ -44,14 +60,25 @@ class Options:
     auth_token: str | None = None
     batcher: object | None = None
     metrics: object | None = None
+    metrics_path: str = PROMETHEUS_PATH
+
+
+def _as_json(message) -> dict:
+    return json_format.MessageToDict(message, preserving_proto_field_name=True,
+                                     always_print_fields_with_no_presence=True)
 
 
 def metadata_body(manager: ModelManager, name: str, version=None, label=None) -> dict:
-    """TF Serving's GetModelMetadataResponse as JSON: model_spec and signature_def map."""
+    """TF Serving's GetModelMetadataResponse as its REST API prints it: ``model_spec`` and the
+    ``signature_def`` map of every SignatureDef, with the proto field names."""
+    from tensorflow_serving.apis import model_pb2
+
     loaded = manager.get(name, version, label)
-    defs = {key: json_format.MessageToDict(value) for key, value in loaded.signature_defs.items()}
-    return {"model_spec": {"name": name, "signature_name": "", "version": str(loaded.version)},
-            "metadata": {"signature_def": {"signature_def": defs}}}
+    spec = model_pb2.ModelSpec(name=name)
+    spec.version.value = loaded.version
+    return {"model_spec": _as_json(spec),
+            "metadata": {"signature_def": {"signature_def": {
+                key: _as_json(value) for key, value in loaded.signature_defs.items()}}}}
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -68,8 +95,31 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+def parse_path(method: str, path: str) -> dict | None:
+    """TF Serving's ``ParseModelInfo``: the model, version, label and verb (``predict``,
+    ``metadata``, ...) of a ``/v1/`` path (already percent-decoded), or ``None`` when the method and
+    path match none of its URLs (a malformed request)."""
+    found = (PREDICT_PATH if method == "POST" else STATUS_PATH).fullmatch(path) if method in (
+        "POST", "GET") else None
+    if found is None:
+        return None
+    name, version, label, verb = found.groups()
+    if version is not None and int(version) > INT64_MAX:
+        raise InvalidArgument(f"Failed to convert version: {version} to numeric.")
+    return {"name": name or "", "version": int(version) if version else None, "label": label,
+            "verb": (verb or "").lower()}
+
+
+def _model_of(request: Request) -> str:
+    """The model a request names (for the metrics of a refused request), or ""."""
+    try:
+        return (parse_path(request.method, request.url.path) or {"name": ""})["name"]
+    except ServingError:
+        return ""
+
+
 def create_app(manager: ModelManager, options: Options | None = None) -> FastAPI:
-    """The REST app for ``manager``'s model."""
+    """The REST app serving ``manager``'s models."""
     options = options or Options()
     app = FastAPI(title="TF Serving-compatible model server", docs_url=None, redoc_url=None)
     metrics = options.metrics
@@ -81,14 +131,8 @@ def create_app(manager: ModelManager, options: Options | None = None) -> FastAPI
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException):
-        message = "Malformed request: " + request.method + " " + request.url.path
-        if error.status_code == 405:
-            message = f"Method {request.method} not allowed on {request.url.path}"
-        return JSONResponse({"error": message}, status_code=error.status_code)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, error: RequestValidationError):
-        return JSONResponse({"error": f"Invalid request: {error.errors()}"}, status_code=400)
+        return JSONResponse({"error": f"Not found: {request.method} {request.url.path}"},
+                            status_code=error.status_code)
 
     def internal_error(request: Request, error: Exception) -> JSONResponse:
         message = report_internal_error(error, f"{request.method} {request.url.path}")
@@ -101,59 +145,32 @@ def create_app(manager: ModelManager, options: Options | None = None) -> FastAPI
     @app.middleware("http")
     async def authenticate_and_count(request: Request, call_next):
         started = time.perf_counter()
-        if options.auth_token and request.url.path.startswith("/v1/"):
+        api = request.url.path.lower().startswith("/v1/")
+        if options.auth_token and api:
             if not auth.bearer_ok(request.headers.get("authorization"), options.auth_token):
                 response = await serving_error(request, Unauthenticated(auth.REST_MESSAGE))
                 if metrics:
-                    metrics.observe_request(manager.name, "", "rest", response.status_code,
+                    metrics.observe_request(_model_of(request), "", "rest", response.status_code,
                                             time.perf_counter() - started)
                 return response
         try:
             response = await call_next(request)
         except Exception as error:  # noqa: BLE001 - logged with a request id; no details to the client
             response = internal_error(request, error)
-        if metrics and request.url.path.startswith("/v1/"):
-            metrics.observe_request(manager.name, getattr(request.state, "version", ""), "rest",
+        if metrics and api:
+            state = request.state
+            metrics.observe_request(getattr(state, "model", ""), getattr(state, "version", ""), "rest",
                                     response.status_code, time.perf_counter() - started)
         return response
 
-    # ---- status and metadata -------------------------------------------------------------
-    def refuse_get_on_predict(name: str, version: str = "") -> None:
-        """``GET .../fashion:predict`` would otherwise look up a model called "fashion:predict"."""
-        if ":" in name or ":" in version:
-            raise MethodNotAllowed("Method GET not allowed on :predict; send POST")
-
-    @app.get("/v1/models/{name}")
-    async def status(name: str):
-        refuse_get_on_predict(name)
-        return {"model_version_status": manager.status(name)}
-
-    @app.get("/v1/models/{name}/versions/{version}")
-    async def status_of_version(name: str, version: str):
-        refuse_get_on_predict(name, version)
-        return {"model_version_status": manager.status(name, version)}
-
-    @app.get("/v1/models/{name}/metadata")
-    async def metadata(name: str):
-        return metadata_body(manager, name)
-
-    @app.get("/v1/models/{name}/versions/{version}/metadata")
-    async def metadata_of_version(name: str, version: str):
-        return metadata_body(manager, name, version=version)
-
-    @app.get("/v1/models/{name}/labels/{label}/metadata")
-    async def metadata_of_label(name: str, label: str):
-        return metadata_body(manager, name, label=label)
-
-    # ---- predict ---------------------------------------------------------------------------
     async def predict(request: Request, name: str, version=None, label=None):
         loaded = manager.get(name, version, label)
         request.state.version = str(loaded.version)
         document = codec.parse_json(await read_body(request, options.max_request_bytes))
-        signature = loaded.signature(document.get("signature_name"))
+        signature = loaded.signature(codec.signature_name(document))
         inputs, request_format = codec.request_inputs(document, signature)
         if options.batcher:
-            future = options.batcher.submit((loaded.version, signature.name), signature, inputs)
+            future = options.batcher.submit((name, loaded.version, signature.name), signature, inputs)
             outputs = await asyncio.wrap_future(future)
         else:
             if metrics:
@@ -161,22 +178,35 @@ def create_app(manager: ModelManager, options: Options | None = None) -> FastAPI
             outputs = await asyncio.to_thread(signature.run, inputs)
         return codec.response_body(outputs, request_format)
 
-    @app.post("/v1/models/{name}:predict")
-    async def predict_latest(name: str, request: Request):
-        return await predict(request, name)
-
-    @app.post("/v1/models/{name}/versions/{version}:predict")
-    async def predict_version(name: str, version: str, request: Request):
-        return await predict(request, name, version=version)
-
-    @app.post("/v1/models/{name}/labels/{label}:predict")
-    async def predict_label(name: str, label: str, request: Request):
-        return await predict(request, name, label=label)
-
-    if metrics:
-        @app.get("/monitoring/prometheus/metrics")
+    if metrics:                                  # before the catch-all route below
+        @app.get(options.metrics_path)
         async def prometheus():
             body, content_type = metrics.exposition()
             return Response(body, media_type=content_type)
+
+    @app.api_route("/{prefix}/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+    async def dispatch(request: Request, prefix: str, rest: str):
+        method, path = request.method, request.url.path
+        if prefix.lower() != "v1":                   # TF Serving handles (?i)/v1/.* only
+            return await http_error(request, StarletteHTTPException(404))
+        if method == "OPTIONS":                      # CORS pre-flight, as TF Serving answers it
+            if re.match(r"https?://", request.headers.get("origin", "")):
+                return Response(status_code=200)
+            raise FailedPrecondition("Origin header is missing in CORS preflight")
+        parts = parse_path(method, path)
+        if parts is None:
+            raise InvalidArgument(f"Malformed request: {method} {path}")
+        request.state.model = parts["name"]
+        if method == "POST":
+            if parts["verb"] != "predict":
+                raise Unimplemented(f"This server implements :predict only, not :{parts['verb']} "
+                                    f"(TF Serving's Classify and Regress APIs take tf.Example inputs)")
+            return await predict(request, parts["name"], parts["version"], parts["label"])
+        if not parts["name"]:
+            raise InvalidArgument("Missing model name in request.")
+        if parts["verb"] == "metadata":
+            return metadata_body(manager, parts["name"], parts["version"], parts["label"])
+        # TF Serving's GetModelStatus ignores a label and lists every version.
+        return {"model_version_status": manager.status(parts["name"], parts["version"])}
 
     return app

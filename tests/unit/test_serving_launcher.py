@@ -166,3 +166,18 @@ def test_a_notebook_cell_that_fails_between_start_and_stop_still_stops_the_serve
     launcher.wait_for(lambda: gone(pid), STOPS_WITHIN_S, f"the server (pid {pid}) to stop")
     if shutdown == "graceful":                     # the kernel's atexit stopped it and cleaned up
         assert not list(tmp_path.glob("model-server-*"))
+
+
+def test_running_starts_servers_side_by_side_and_stops_them_all(base, tmp_path):
+    first, second = (launcher.ModelServer("clf", base, ["--port=0"]) for _ in range(2))
+    with launcher.running(first, second) as both:
+        assert both == (first, second)
+        for server in both:
+            assert requests.get(f"{server.rest_url}/v1/models/clf", timeout=TIMEOUT).status_code == 200
+    assert first.returncode == 0 and second.returncode == 0
+    broken = launcher.ModelServer("clf", tmp_path, ["--port=0"], start_timeout_s=TIMEOUT)   # no version
+    healthy = launcher.ModelServer("clf", base, ["--port=0"])
+    with pytest.raises(RuntimeError, match="no loadable version"):
+        with launcher.running(healthy, broken):
+            pass
+    assert healthy.process.poll() is not None and healthy.directory is None

@@ -45,7 +45,7 @@ def test_a_lone_request_runs_at_once_and_concurrent_ones_are_merged():
     results = [future.result(5)["double"][0, 0] for future in futures]
     assert results == [2.0 * i for i in range(10)]           # each client gets its own rows
     assert max(signature.calls) > 1 and sum(signature.calls) == 11
-    with pytest.raises(InvalidArgument, match="max_batch_size"):
+    with pytest.raises(InvalidArgument, match="Task size 17 is larger than maximum input batch size 16"):
         batcher.submit(("v1", "s"), signature, {"image": np.ones((17, 2), np.float32)})
     batcher.stop()
 
@@ -77,10 +77,45 @@ def test_row_and_columnar_requests():
     inputs, _ = codec.request_inputs({"instances": [{"a": 1, "tag": {"b64": "aGk="}},
                                                     {"a": 2, "tag": "x"}]}, two)
     assert inputs["a"].tolist() == [1, 2] and inputs["tag"].tolist() == [b"hi", "x"]
-    with pytest.raises(InvalidArgument, match="missing"):
+    with pytest.raises(InvalidArgument, match="keys must be equal to: a,tag"):
         codec.request_inputs({"instances": [{"a": 1}]}, two)
     with pytest.raises(InvalidArgument, match="base64"):
         codec.request_inputs({"inputs": {"a": [1], "tag": [{"b64": "%%"}]}}, two)
+    with pytest.raises(InvalidArgument, match="instances is a plain list, but expecting list of objects"):
+        codec.request_inputs({"instances": [1, 2]}, two)
+    with pytest.raises(InvalidArgument, match="Expecting value/list but got object at item 1"):
+        codec.request_inputs({"instances": [[1, 2], {"image": [1, 2]}]}, one)
+    with pytest.raises(InvalidArgument, match="Missing named input: tag in 'inputs' object."):
+        codec.request_inputs({"inputs": {"a": [1], "extra": [2]}}, two)
+
+
+def test_json_values_of_the_wrong_type_are_refused_not_coerced():
+    """As TF Serving's AddValueToTensor: no strings, booleans or fractions for numbers."""
+    count = TensorSpec("n", np.dtype("uint8"), (None,))
+    assert codec.to_tensor([0, 255], count).dtype == np.uint8
+    for value, spec in (([["1.5", "2"]], IMAGE), ([[True, False]], IMAGE), ([1.5], count), ([256], count),
+                        ([-1], count), ([[1, None]], IMAGE)):
+        with pytest.raises(InvalidArgument, match="is not of expected type"):
+            codec.to_tensor(value, spec)
+    with pytest.raises(InvalidArgument, match="ragged"):
+        codec.to_tensor([[1.0, 2.0], [1.0]], IMAGE)
+    assert codec.to_tensor([[1, 2]], IMAGE).dtype == np.float32          # integers are numbers
+    assert codec.signature_name({"signature_name": "s"}) == "s" and codec.signature_name({}) is None
+    with pytest.raises(InvalidArgument, match="'signature_name' key must be a string value."):
+        codec.signature_name({"signature_name": 1})
+
+
+def test_grpc_inputs_must_be_exactly_the_signatures():
+    import tensorflow as tf
+
+    two = signature_with(IMAGE, TensorSpec("b", np.dtype("float32"), (None,)))
+    protos = {"image": tf.make_tensor_proto(np.ones((1, 2), np.float32)), "c": tf.make_tensor_proto([1.0])}
+    with pytest.raises(InvalidArgument) as error:
+        codec.inputs_from_protos(protos, two)
+    assert error.value.message == ("input size does not match signature: 2!=2 len({c,image}) != "
+                                   "len({b,image}). Sent extra: {c}. Missing but required: {b}.")
+    protos = {"image": protos["image"], "b": tf.make_tensor_proto(np.array([2.0], np.float32))}
+    assert codec.inputs_from_protos(protos, two)["b"].tolist() == [2.0]
 
 
 def test_responses_follow_the_request_format():
@@ -95,6 +130,11 @@ def test_responses_follow_the_request_format():
 def test_json_errors_name_the_problem():
     with pytest.raises(InvalidArgument, match="JSON Parse error"):
         codec.parse_json(b"{nope")
+    with pytest.raises(InvalidArgument, match="JSON Parse error: The document is empty"):
+        codec.parse_json(b"")
+    with pytest.raises(InvalidArgument, match=r"JSON Value: \[1\] Is not object"):
+        codec.parse_json(b"[1]")
+    assert np.isnan(codec.parse_json(b'{"x": NaN}')["x"])           # parsed, as TF Serving does
     with pytest.raises(InvalidArgument, match="NaN"):
         codec.to_tensor([[float("nan"), 1.0]], IMAGE)
 
@@ -181,8 +221,8 @@ def test_a_full_queue_with_mixed_keys_never_deadlocks_the_worker():
             value = np.full((1, 2), key * 1_000_000 + i, np.float32)
             try:
                 future = batcher.submit((key, "s"), signature, {"image": value})
-            except Unavailable:
-                refused[0] += 1
+            except Unavailable as error:          # TF Serving's answer to a full batch queue
+                refused[0] += error.message == batching.QUEUE_FULL
                 continue
             with lock:
                 accepted.append((value, future))
@@ -262,7 +302,9 @@ def test_validate_tensor_is_the_one_check_of_rest_and_grpc_inputs():
         codec.validate_tensor(np.array([b"x"], dtype=object), TensorSpec("n", np.dtype("int64"), (None,)))
     text = TensorSpec("text", np.dtype("object"), (None,))
     assert codec.validate_tensor(np.array([b"hi"], dtype=object), text).tolist() == [b"hi"]
-    with pytest.raises(InvalidArgument, match="Input 'image' is empty"):     # a row request too
+    with pytest.raises(InvalidArgument, match="Input 'image' is empty"):     # a columnar request too
+        codec.request_inputs({"inputs": []}, signature_with(image))
+    with pytest.raises(InvalidArgument, match="No values in 'instances' array"):   # TF Serving's message
         codec.request_inputs({"instances": []}, signature_with(image))
 
 
