@@ -135,12 +135,14 @@ def compare(y_true, predicted_a, predicted_b, name_a: str = "A", name_b: str = "
 
 def table(comparisons):
     """A table of paired comparisons, one row each (``"B − A"``): both accuracies, the
-    difference in points with its paired 95% interval, McNemar's p and the verdict."""
+    difference in points with its paired 95% interval, the images only one model gets right,
+    McNemar's p and the verdict."""
     import pandas as pd
 
     return pd.DataFrame({f"{c.name_b} − {c.name_a}": {
         "accuracy A": round(c.accuracy_a, 4), "accuracy B": round(c.accuracy_b, 4),
         "B − A (pt)": round(c.diff_pt, 2), "95% CI (pt)": f"[{c.ci_low_pt:+.2f}, {c.ci_high_pt:+.2f}]",
+        "only A right": c.only_a_right, "only B right": c.only_b_right,
         "McNemar p": float(f"{c.p_value:.3g}"), "verdict": c.verdict()} for c in comparisons}).T
 
 

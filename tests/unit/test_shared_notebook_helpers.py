@@ -29,6 +29,7 @@ def test_table_has_one_row_per_comparison_with_its_interval():
     assert table.loc["new − old", "B − A (pt)"] == 4.0
     assert table.loc["new − old", "accuracy A"] == 0.96 and table.loc["new − old", "accuracy B"] == 1.0
     assert table.loc["new − old", "verdict"] == "new better"
+    assert (table.loc["new − old", "only A right"], table.loc["new − old", "only B right"]) == (0, 20)
     assert table.loc["copy − new", "95% CI (pt)"] == "[+0.00, +0.00]"
     assert table.loc["copy − new", "verdict"] == "within noise"
 
