@@ -144,3 +144,114 @@ def wrap_layers(keras, model, names: Iterable[str], wrapper: Callable):
     copy.set_weights(model.get_weights())
     return keras.models.clone_model(
         copy, clone_function=lambda layer: wrapper(layer) if layer.name in names else layer)
+
+
+# --- Packed size and entropy: what deep compression stores (notebook 07) ----------------------
+
+from dataclasses import dataclass  # noqa: E402  (this block is appended to the module)
+
+
+@dataclass(frozen=True)
+class PackedKernel:
+    """The bits of one kernel stored as deep compression stores it (see :func:`pack_kernel`)."""
+
+    weights: int
+    nonzeros: int
+    fillers: int
+    gap_bits: int
+    index_bits: int
+    codebook_bits: int
+
+    @property
+    def total_bits(self) -> int:
+        return (self.nonzeros + self.fillers) * (self.gap_bits + self.index_bits) + self.codebook_bits
+
+    @property
+    def bytes(self) -> int:
+        return -(-self.total_bits // 8)
+
+
+def _fillers(zero_runs: np.ndarray, gap_bits: int) -> int:
+    """Filler entries needed when a gap field of ``gap_bits`` bits skips at most 2**bits - 1 zeros."""
+    return int(np.sum(zero_runs // (1 << gap_bits)))
+
+
+def pack_kernel(weights: np.ndarray, max_gap_bits: int = 8) -> PackedKernel:
+    """How many bits ``weights`` take in deep compression's sparse format (Han et al., 2016).
+
+    The kernel is read in its stored order (row-major) as a list of entries, one per non-zero
+    weight, each holding:
+
+    - a **relative position**: how many zeros to skip since the previous entry, in ``gap_bits``
+      bits. A run of more than ``2**gap_bits - 1`` zeros needs *filler* entries (a zero written as
+      an entry); ``gap_bits`` is the width, 1 to ``max_gap_bits``, that makes the kernel smallest
+      (a kernel without zeros stores no positions);
+    - a **cluster index**: ``ceil(log2(k + 1))`` bits, ``k`` the size of the largest codebook of
+      non-zero values, plus one code for the fillers' zero (``ceil(log2(k))`` without zeros). For a
+      sparsity-preserving clustering into ``2**b`` clusters (zero being one of them) that is ``b``.
+
+    The **codebook** holds the distinct non-zero values. A float kernel has one codebook for the
+    tensor, entries as wide as the stored values (32 bits for float32). An integer (int8) kernel
+    has one codebook per output channel (axis 0, LiteRT's layout), 8-bit entries: LiteRT scales
+    each channel separately, so a centroid is a different integer in each channel (the scales stay
+    where the file stores them).
+    """
+    weights = np.asarray(weights)
+    entry_bits = 8 * weights.dtype.itemsize
+    nonzero = weights != 0
+    if np.issubdtype(weights.dtype, np.integer) and weights.ndim > 1:
+        rows, masks = weights.reshape(weights.shape[0], -1), nonzero.reshape(weights.shape[0], -1)
+        codebooks = [np.unique(row[mask]).size for row, mask in zip(rows, masks)]
+    else:
+        codebooks = [np.unique(weights[nonzero]).size]
+    largest, sparse = max(codebooks), not nonzero.all()
+    symbols = largest + 1 if sparse else largest
+    index_bits = int(np.ceil(np.log2(symbols))) if symbols > 1 else 0
+    nonzeros, fillers, gap_bits = int(nonzero.sum()), 0, 0
+    if sparse:
+        positions = np.flatnonzero(nonzero.ravel())
+        zero_runs = np.diff(np.concatenate([[-1], positions])) - 1   # zeros before each entry
+        gap_bits = min(range(1, max_gap_bits + 1),
+                       key=lambda bits: (nonzeros + _fillers(zero_runs, bits)) * (bits + index_bits))
+        fillers = _fillers(zero_runs, gap_bits)
+    return PackedKernel(weights=int(weights.size), nonzeros=nonzeros, fillers=fillers,
+                        gap_bits=gap_bits, index_bits=index_bits,
+                        codebook_bits=entry_bits * int(sum(codebooks)))
+
+
+def entropy_bits(weights: np.ndarray) -> float:
+    """Shannon entropy of the stored values, in bits per weight: ``-sum(p * log2(p))``.
+
+    ``p`` is the share of each distinct value (zero included). No code that writes each weight
+    on its own (Huffman coding, for instance) can use fewer bits per weight on average.
+    """
+    _, counts = np.unique(np.asarray(weights), return_counts=True)
+    shares = counts / counts.sum()
+    return float(max(0.0, -np.sum(shares * np.log2(shares))))
+
+
+def packed_row(model_path: Path, layers: Iterable[str], reference: Path) -> dict:
+    """A ``.tflite``'s size with the kernels of ``layers`` packed, and with them at their entropy.
+
+    *Packed*: the file with each of those kernels replaced by :func:`pack_kernel`'s bits,
+    everything else (other tensors, scales, the graph) as stored. *Entropy bound*: the same with
+    each of those kernels at :func:`entropy_bits` per weight. ``packed ratio`` and ``entropy
+    ratio`` are ``reference``'s size on disk (the float32 ``.tflite``) divided by these sizes;
+    ``kernels packed ratio`` and ``kernels entropy ratio`` count those kernels only, against 32
+    bits per weight (how Han et al. report deep compression); ``entropy (bits/weight)`` averages
+    over the packed kernels' weights.
+    """
+    file_bytes = bench.size_on_disk(model_path)
+    kernels = [layer_kernels(model_path, layer) for layer in layers]
+    if not kernels:
+        raise ValueError("packed_row needs at least one layer to pack")
+    stored, weights = sum(kernel.nbytes for kernel in kernels), sum(kernel.size for kernel in kernels)
+    packed_kernels = sum(pack_kernel(kernel).bytes for kernel in kernels)
+    entropy = sum(entropy_bits(kernel) * kernel.size for kernel in kernels)
+    packed, bound = file_bytes - stored + packed_kernels, file_bytes - stored + entropy / 8
+    reference_bytes = bench.size_on_disk(reference)
+    return {"packed KB": packed / 1024, "packed ratio": reference_bytes / packed,
+            "entropy (bits/weight)": entropy / weights,
+            "entropy bound KB": bound / 1024, "entropy ratio": reference_bytes / bound,
+            "kernels packed ratio": 4 * weights / packed_kernels,
+            "kernels entropy ratio": 32 * weights / entropy if entropy else float("inf")}

@@ -128,3 +128,51 @@ def labelled_scatter(points: Mapping[str, tuple[float, float]], title: str, xlab
     ax.set_ylabel(ylabel)
     fig.tight_layout()
     return fig
+
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+
+def pareto_front(points: Mapping[str, tuple[float, float]]) -> list[str]:
+    """Names of the points that no other point beats on both axes (more x and more y are better).
+
+    A point is dominated when another has at least its x and its y and more of one of them.
+    The names come back in increasing x.
+    """
+    front = [name for name, (x, y) in points.items()
+             if not any(ox >= x and oy >= y and (ox, oy) != (x, y) for ox, oy in points.values())]
+    return sorted(front, key=lambda name: points[name])
+
+
+def pareto(points: Mapping[str, tuple[float, float]], title: str, xlabel: str, ylabel: str,
+           log_x: bool = True):
+    """Trade-off chart (e.g. compression ratio vs accuracy) that stays readable with many models.
+
+    Every point gets its own colour and marker and its name in a legend beside the axes, so
+    nearby points never overprint each other's names; the Pareto front (:func:`pareto_front`,
+    more x and more y being better) is drawn as a dashed line through its points, which are
+    starred in the legend. A log x axis gets plain-number ticks (1, 2, 5, 10, 20, ...).
+    """
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    plt = _plt()
+    front = pareto_front(points)
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    for i, (name, (x, y)) in enumerate(points.items()):
+        on_front = name in front
+        ax.scatter(x, y, s=70 if on_front else 45, marker=MARKERS[(i // len(PALETTE)) % len(MARKERS)],
+                   color=PALETTE[i % len(PALETTE)], edgecolors="black" if on_front else "none",
+                   zorder=3, label=f"{name} ★" if on_front else name)
+    ax.plot([points[name][0] for name in front], [points[name][1] for name in front],
+            ls="--", color="grey", lw=1, zorder=2, label="Pareto front (★)")
+    if log_x:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
