@@ -20,26 +20,34 @@ from helpers import bench, runtimes
 WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
+def _weighted_ops(model_path: Path) -> list[tuple[str, str, np.ndarray]]:
+    """``(kernel tensor name, output tensor name, kernel)`` for each conv / dense operator."""
+    interpreter = runtimes.litert_interpreter(model_path)
+    details = interpreter.get_tensor_details()
+    ops = interpreter._get_ops_details()  # the public API has no op list; this is stable
+    dequantized_from = {op["outputs"][0]: op["inputs"][0] for op in ops if op["op_name"] == "DEQUANTIZE"}
+    found = []
+    for op in ops:
+        if op["op_name"] in WEIGHTED_OPS and len(op["inputs"]) > 1:
+            index = dequantized_from.get(op["inputs"][1], op["inputs"][1])
+            found.append((details[index]["name"], details[op["outputs"][0]]["name"],
+                          interpreter.get_tensor(index).copy()))
+    if not found:
+        raise ValueError(f"No convolution or dense kernels found in {model_path}")
+    return found
+
+
 def tflite_kernels(model_path: Path) -> dict[str, np.ndarray]:
     """The kernels stored in a ``.tflite`` file, by tensor name, as stored (float or int8).
 
     LiteRT stores convolution kernels as ``[out, h, w, in]`` and dense kernels as ``[out, in]``
     (Keras: ``[h, w, in, out]`` and ``[in, out]``), so the input-channel axis is the last one.
     A float16 model feeds its operators the output of a ``DEQUANTIZE`` of each float16 kernel;
-    the stored float16 tensor is returned then.
+    the stored float16 tensor is returned then. (Converters name constants differently: TF 2.21
+    names a kernel after its layer, TF 2.20 may call it ``arith.constant``; see
+    :func:`layer_kernels` for a lookup by layer that works with both.)
     """
-    interpreter = runtimes.litert_interpreter(model_path)
-    details = interpreter.get_tensor_details()
-    ops = interpreter._get_ops_details()  # the public API has no op list; this is stable
-    dequantized_from = {op["outputs"][0]: op["inputs"][0] for op in ops if op["op_name"] == "DEQUANTIZE"}
-    kernels = {}
-    for op in ops:
-        if op["op_name"] in WEIGHTED_OPS and len(op["inputs"]) > 1:
-            index = dequantized_from.get(op["inputs"][1], op["inputs"][1])
-            kernels[details[index]["name"]] = interpreter.get_tensor(index).copy()
-    if not kernels:
-        raise ValueError(f"No convolution or dense kernels found in {model_path}")
-    return kernels
+    return {kernel_name: kernel for kernel_name, _, kernel in _weighted_ops(model_path)}
 
 
 def op_types(model_path: Path) -> list[tuple[str, str]]:
@@ -106,14 +114,17 @@ def kernel_table(model_path: Path) -> dict[str, dict]:
 
 
 def layer_kernels(model_path: Path, layer: str) -> np.ndarray:
-    """The kernel of the Keras layer named ``layer`` in a ``.tflite`` (its tensor name holds it).
+    """The kernel of the Keras layer named ``layer`` in a ``.tflite``.
 
-    Keras 3 may append ``_<n>`` to layer names when it traces the model and TF-MOT's QAT wrappers
-    prefix ``quant_``, so ``conv1_1`` and ``quant_conv1`` both match ``conv1``; a name that
-    matches no kernel, or more than one, is an error.
+    The layer is found in the name of the kernel tensor or, where the converter gave the kernel
+    a generic name (TensorFlow 2.20 writes ``arith.constant``), in the name of the operator's
+    output. Keras 3 may append ``_<n>`` to layer names when it traces the model and TF-MOT's QAT
+    wrappers prefix ``quant_``, so ``conv1_1`` and ``quant_conv1`` both match ``conv1``; a name
+    that matches no operator, or more than one, is an error.
     """
     pattern = re.compile(rf"(^|/)(quant_)?{re.escape(layer)}(_\d+)?/")
-    matches = [w for name, w in tflite_kernels(model_path).items() if pattern.search(f"{name}/")]
+    matches = [kernel for kernel_name, output_name, kernel in _weighted_ops(model_path)
+               if pattern.search(f"{kernel_name}/") or pattern.search(f"{output_name}/")]
     if len(matches) != 1:
         raise KeyError(f"{len(matches)} kernels named like layer {layer!r} in {model_path}")
     return matches[0]

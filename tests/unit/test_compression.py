@@ -52,13 +52,26 @@ def test_table_and_operator_list(sparse_model_path, tmp_path):
 
 
 def test_layer_names_as_keras_3_and_tf_mot_write_them(monkeypatch):
-    names = {"m/conv1_1/convolution": np.zeros(1), "m/quant_dense1/MatMul;m/quant_dense1/Fake": np.ones(1),
-             "m/dense11/MatMul": np.full(1, 2.0)}
-    monkeypatch.setattr(compression, "tflite_kernels", lambda path: names)
+    ops = [("m/conv1_1/convolution", "m/conv1_1/Relu", np.zeros(1)),
+           ("m/quant_dense1/MatMul;m/quant_dense1/Fake", "m/quant_dense1/Relu", np.ones(1)),
+           ("m/dense11/MatMul", "m/dense11/BiasAdd", np.full(1, 2.0))]
+    monkeypatch.setattr(compression, "_weighted_ops", lambda path: ops)
     assert compression.layer_kernels("x", "conv1")[0] == 0
     assert compression.layer_kernels("x", "dense1")[0] == 1       # not dense11
     with pytest.raises(KeyError):
         compression.layer_kernels("x", "conv")
+
+
+def test_generic_kernel_names_are_found_by_the_operator_output(monkeypatch):
+    """TensorFlow 2.20's converter names kernels `arith.constant*` (seen in Colab's stack)."""
+    ops = [("m/conv1/Conv2D", "m/conv1/Relu;m/conv1/Conv2D", np.zeros(1)),
+           ("arith.constant", "m/conv2/Relu;m/conv2/Conv2D", np.ones(1)),
+           ("arith.constant2", "m/dense1/MatMul;m/dense1/Relu", np.full(1, 2.0))]
+    monkeypatch.setattr(compression, "_weighted_ops", lambda path: ops)
+    assert compression.layer_kernels("x", "conv2")[0] == 1
+    assert compression.layer_kernels("x", "dense1")[0] == 2
+    assert compression.layer_kernels("x", "conv1")[0] == 0
+    assert list(compression.tflite_kernels("x")) == ["m/conv1/Conv2D", "arith.constant", "arith.constant2"]
 
 
 def test_m_by_n_detects_a_broken_pattern():
