@@ -167,3 +167,24 @@ def test_warmup_records_are_written_read_and_replayed(tmp_path):
         warmup.run(version)
     with pytest.raises(ValueError, match="at most 1000"):
         warmup.write_requests(tmp_path, records * 501)
+
+
+def test_load_curves_keep_a_colour_per_server_and_a_style_per_percentile():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from helpers.serving import charts
+
+    results = {"batching off": {"rps": [100, 150], "p50_ms": [2, 9], "p99_ms": [5, 20]},
+               "batching on": {"rps": [110, 220], "p50_ms": [2, 6], "p99_ms": [4, 12]}}
+    fig = charts.load_curves(results, [1, 8], "Load")
+    throughput, latency = fig.axes
+    colours = {line.get_label(): line.get_color() for axis in fig.axes for line in axis.get_lines()}
+    assert colours["batching off"] == colours["batching off, p50"] == colours["batching off, p99"]
+    assert colours["batching on"] == colours["batching on, p99"] != colours["batching off"]
+    styles = {line.get_label(): line.get_linestyle() for line in latency.get_lines()}
+    assert styles["batching off, p50"] == styles["batching on, p50"] != styles["batching on, p99"]
+    assert list(latency.get_lines()[1].get_ydata()) == [5, 20]
+    with pytest.raises(ValueError, match="At most"):
+        charts.server_colours([str(i) for i in range(7)])
+    matplotlib.pyplot.close(fig)
