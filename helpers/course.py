@@ -18,9 +18,15 @@ class Chapter:
 
     def notebook(self, root: Path | None = None) -> Path | None:
         """The chapter's notebook file if it exists yet (``notebooks/NN_*.ipynb``), else None."""
-        folder = (root or env.course_root()) / "notebooks"
-        found = sorted(folder.glob(f"{self.number:02d}_*.ipynb"))
+        found = self.notebooks(root)
         return found[0] if found else None
+
+    def notebooks(self, root: Path | None = None) -> list[Path]:
+        """Every notebook of the chapter, in order: ``NN_*.ipynb``, then the parts that a topic too
+        large for one notebook adds with a letter (``NNb_*.ipynb``, ``NNc_*.ipynb``, ...)."""
+        folder = (root or env.course_root()) / "notebooks"
+        return sorted(folder.glob(f"{self.number:02d}_*.ipynb")) + sorted(
+            folder.glob(f"{self.number:02d}[a-z]_*.ipynb"))
 
 
 CHAPTERS = (

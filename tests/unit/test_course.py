@@ -28,3 +28,14 @@ def test_a_chapter_finds_its_notebook_only_when_it_exists(fake_root):
     (other / "notebooks" / "04_quantize.ipynb").write_text("{}")
     assert chapters[4].notebook(other) == other / "notebooks" / "04_quantize.ipynb"
     assert chapters[3].notebook(other) is None
+
+
+def test_a_chapter_split_in_parts_lists_every_part_in_order(fake_root):
+    for name in ("11b_load_test.ipynb", "11_serve.ipynb", "11c_secure.ipynb", "110_other.ipynb",
+                 "12_x.ipynb"):
+        (fake_root / "notebooks" / name).write_text("{}")
+    chapters = {c.number: c for c in course.CHAPTERS}
+    assert [p.name for p in chapters[11].notebooks()] == ["11_serve.ipynb", "11b_load_test.ipynb",
+                                                          "11c_secure.ipynb"]
+    assert chapters[11].notebook().name == "11_serve.ipynb"          # the chapter's first notebook
+    assert chapters[3].notebooks() == [] and chapters[3].notebook() is None
