@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from helpers import nbtools  # noqa: E402
 
-NAME_PATTERN = re.compile(r"^(\d\d)_[a-z0-9]+(_[a-z0-9]+)*\.ipynb$")
+# NN_slug, or NNb_slug for a further part of chapter NN (CONTRIBUTING.md: split rather than exceed).
+NAME_PATTERN = re.compile(r"^(\d\d[a-z]?)_[a-z0-9]+(_[a-z0-9]+)*\.ipynb$")
 FORBIDDEN_CODE = {"tf.keras.": "use `keras.` or `tf_keras.` explicitly (COURSE_GUIDE §7)",
                   "tf.compat.v1": "TF1 APIs are not taught here"}
 KERAS_LINE = re.compile(r'^KERAS = "([23])"', re.MULTILINE)
@@ -66,6 +67,11 @@ def _html_outputs(notebook: dict) -> list[str]:
     return found
 
 
+def _notebook_names(row: list[str]) -> list[str]:
+    """The notebook file names in a course-map row (a cell may list several: ``11_a, 11b_b``)."""
+    return [name for cell in row for name in re.split(r",\s*", cell) if NAME_PATTERN.match(name)]
+
+
 def course_map_rows(notebook: dict) -> list[tuple[int, list[str]]]:
     """Rows of the course map in a notebook's outputs: (chapter number, the row's cell texts).
 
@@ -77,7 +83,7 @@ def course_map_rows(notebook: dict) -> list[tuple[int, list[str]]]:
         for table in _TABLE.findall(text):
             cells = [[html.unescape(_TAG.sub("", c)).strip() for c in _CELL.findall(row)]
                      for row in _ROW.findall(table)]
-            if not any(PLANNED in row or any(NAME_PATTERN.match(c) for c in row) for row in cells):
+            if not any(PLANNED in row or _notebook_names(row) for row in cells):
                 continue
             for row in cells:
                 number = next((c for c in row if re.fullmatch(r"\d\d", c)), None)
@@ -112,7 +118,7 @@ def repository_state_problems(notebook: dict, root: Path) -> list[str]:
         if PLANNED in row and number in existing:
             problems.append(f"the course map says chapter {number:02d} is {PLANNED}, but "
                             f"{existing[number].name} exists: {RERUN_00}")
-        for name in (c for c in row if NAME_PATTERN.match(c)):
+        for name in _notebook_names(row):
             if not (root / "notebooks" / name).is_file():
                 problems.append(f"the course map lists {name}, which does not exist: {RERUN_00}")
     return problems
@@ -132,7 +138,8 @@ def lint_notebook(path: Path, config: dict, root: Path | None = None) -> list[st
     problems = []
     match = NAME_PATTERN.match(path.name)
     if not match:
-        problems.append("file name must be NN_verb_slug.ipynb (two digits, lower-case words)")
+        problems.append("file name must be NN_verb_slug.ipynb (two digits, then a letter for a further "
+                        "part of a chapter, e.g. 11b_; lower-case words)")
     cells = notebook.get("cells", [])
     if notebook.get("metadata", {}).get("kernelspec", {}).get("name") != "python3":
         problems.append("kernelspec must be `python3`")

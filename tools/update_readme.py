@@ -59,7 +59,7 @@ def render_chapters(config: dict) -> str:
         learn = LEARN_ROW.search(header)
         badge = (f"[![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
                  f"({nbtools.colab_url(config['github_repo'], config['branch'], path.name)})")
-        lines.append(f"| {path.name[:2]} | [{title}](notebooks/{path.name}) | "
+        lines.append(f"| {path.name.split('_', 1)[0]} | [{title}](notebooks/{path.name}) | "
                      f"{learn.group(1) if learn else ''} | {_runtime(nbtools.stamp(notebook))} | "
                      f"{badge} |")
     return "\n".join(lines)

@@ -170,6 +170,28 @@ def test_file_name_and_branch_are_checked(tmp_path):
     assert any("standard setup cell" in p for p in problems)
 
 
+def test_a_further_part_of_a_chapter_is_named_and_titled_with_its_letter(tmp_path):
+    notebook, path = clean_copy(KERAS3, tmp_path)
+    part = path.with_name(f"{path.name[:2]}b_more_things.ipynb")
+    results = tmp_path / "results"
+    (results / f"{part.stem}.json").write_text((results / f"{path.stem}.json").read_text())
+    header = nbtools.cell_source(notebook["cells"][0]).replace(
+        nbtools.colab_url(CONFIG["github_repo"], CONFIG["branch"], path.name),
+        nbtools.colab_url(CONFIG["github_repo"], CONFIG["branch"], part.name))
+    notebook["cells"][0]["source"] = f"# {part.name[:3]} · " + header.split(" · ", 1)[1]
+    assert _lint(notebook, part, tmp_path) == []
+    notebook["cells"][0]["source"] = f"# {part.name[:2]} · " + header.split(" · ", 1)[1]
+    assert _lint(notebook, part, tmp_path) == [
+        f"first cell must be markdown starting `# {part.name[:3]} · Title`"]
+    assert any("file name must be" in p for p in _lint(notebook, path.with_name("11bb_x.ipynb"), tmp_path))
+
+
+def test_a_course_map_cell_may_list_every_part_of_a_chapter():
+    row = ["11", "Serving", "11_serve_models.ipynb, 11b_load_test_servers.ipynb"]
+    assert lint_notebooks._notebook_names(row) == ["11_serve_models.ipynb", "11b_load_test_servers.ipynb"]
+    assert lint_notebooks._notebook_names(["03", "(planned)"]) == []
+
+
 def test_main_prints_each_problem_and_fails(tmp_path, capsys, monkeypatch):
     notebook, path = clean_copy(KERAS3, tmp_path)
     (tmp_path / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
@@ -300,6 +322,8 @@ def test_render_chapters_shows_title_learning_goal_runtime_and_badge(tmp_path, m
     unstamped["metadata"].pop("course")
     unstamped["cells"][0]["source"] = "# 02 · Validate\n"
     (tmp_path / "notebooks" / "02_validate.ipynb").write_text(json.dumps(unstamped))
+    unstamped["cells"][0]["source"] = "# 02b · Validate more\n"
+    (tmp_path / "notebooks" / "02b_validate_more.ipynb").write_text(json.dumps(unstamped))
     monkeypatch.setattr(update_readme, "ROOT", tmp_path)
     lines = update_readme.render_chapters(CONFIG).splitlines()
     badge = nbtools.colab_url(CONFIG["github_repo"], CONFIG["branch"], path.name)
@@ -307,6 +331,8 @@ def test_render_chapters_shows_title_learning_goal_runtime_and_badge(tmp_path, m
                         f"2.5 min (smoke 42 s) | [![Open in Colab](https://colab.research.google.com/"
                         f"assets/colab-badge.svg)]({badge}) |")
     assert lines[3].startswith("| 02 | [Validate](notebooks/02_validate.ipynb) |  | not yet run |")
+    assert lines[4].startswith("| 02b | [Validate more](notebooks/02b_validate_more.ipynb) |  | "
+                               "not yet run |")
 
 
 def test_updated_readme_replaces_only_the_marked_sections(tmp_path, monkeypatch):
