@@ -77,6 +77,16 @@ class Interleaved:
         """How many times faster ``candidate`` is than ``baseline`` (>1: faster)."""
         return self.ratio(baseline, candidate)
 
+    def table(self, baseline: str | None = None):
+        """Median and p95 (ms) of every candidate; with ``baseline``, each one's speed-up over it."""
+        import pandas as pd
+
+        rows = {name: {"median ms": t.median_ms, "p95 ms": t.p95_ms} for name, t in self.latency.items()}
+        if baseline is not None:
+            for name in rows:
+                rows[name][f"speed-up vs {baseline}"] = self.speedup(baseline, name)
+        return pd.DataFrame(rows).T
+
 
 def interleaved(candidates: Mapping[str, Callable[[], object]], rounds: int = 15,
                 runs_per_round: int = 20, warmup: int = 5, threads: int | None = None) -> Interleaved:

@@ -1,9 +1,9 @@
 """What CPU a measurement ran on, and which of its instruction-set features matter for speed.
 
-Latency ratios are properties of the hardware as much as of the model: full-integer int8 is
-about 2.5x faster than float32 on an Intel Xeon with AVX-512 VNNI and *slower* on an AMD EPYC
-with AVX2 only. Every notebook that times something prints :func:`describe`, and every results
-file records :func:`cpu_info` under ``"cpu"``.
+Latency ratios are properties of the hardware as much as of the model: full-integer int8 kernels
+gain from 8-bit dot-product instructions (AVX-512 VNNI, AVX-VNNI, AMX, Arm's dot product) and can
+be *slower* than float32 on a CPU with AVX2 only. Every notebook that times something prints
+:func:`describe`, and every results file records :func:`cpu_info` under ``"cpu"``.
 """
 
 from __future__ import annotations

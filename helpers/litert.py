@@ -82,6 +82,6 @@ def tensor_quantization(model_path: Path, name_contains: str, ndim: int | None =
         if name_contains in detail["name"] and (ndim is None or len(detail["shape"]) == ndim):
             params = detail["quantization_parameters"]
             return {"name": detail["name"], "dtype": np.dtype(detail["dtype"]).name,
-                    "shape": tuple(detail["shape"]), "scales": params["scales"],
+                    "shape": tuple(int(d) for d in detail["shape"]), "scales": params["scales"],
                     "zero_points": params["zero_points"], "axis": params["quantized_dimension"]}
     raise KeyError(f"No tensor named like {name_contains!r} in {model_path}")

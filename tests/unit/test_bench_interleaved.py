@@ -28,3 +28,14 @@ def test_interleaved_alternates_the_candidates():
 def test_interleaved_needs_two_candidates():
     with pytest.raises(ValueError):
         bench.interleaved({"only": lambda: None})
+
+
+def test_interleaved_table_lists_every_candidate_with_its_speed_up():
+    result = bench.interleaved({"slow": lambda: time.sleep(0.003), "fast": lambda: time.sleep(0.001)},
+                               rounds=3, runs_per_round=2, warmup=0)
+    table = result.table(baseline="slow")
+    assert list(table.index) == ["slow", "fast"]
+    assert table.loc["slow", "speed-up vs slow"] == 1.0
+    assert 1.5 < table.loc["fast", "speed-up vs slow"] < 6.0
+    assert (table["p95 ms"] >= table["median ms"]).all() and table.loc["slow", "median ms"] >= 2.5
+    assert list(result.table().columns) == ["median ms", "p95 ms"]

@@ -102,6 +102,7 @@ def test_int8_weights_are_per_channel_and_symmetric(model_and_images, converted)
     model, _ = model_and_images
     kernel = litert.tensor_quantization(converted["int8"], "conv", ndim=4)
     assert kernel["dtype"] == "int8" and kernel["shape"] == (4, 3, 3, 1) and kernel["axis"] == 0
+    assert all(type(d) is int for d in kernel["shape"])          # printable, not np.int32(4)
     # One scale per output channel: the channel's largest |weight| maps to 127.
     keras_kernel = model.get_layer("conv").get_weights()[0]            # [h, w, in, out]
     expected_scales = np.abs(keras_kernel).max(axis=(0, 1, 2)) / 127
