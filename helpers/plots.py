@@ -54,6 +54,23 @@ def bar(values: Mapping[str, float], title: str, ylabel: str, fmt: str = "{:.0f}
     return fig
 
 
+def grouped_bars(series: Mapping[str, Sequence[float]], categories: Sequence[str], title: str,
+                 ylabel: str):
+    """Bars side by side: one group per category, one coloured bar per named series."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    positions, width = np.arange(len(categories)), 0.8 / max(1, len(series))
+    for k, (name, values) in enumerate(series.items()):
+        ax.bar(positions + (k - (len(series) - 1) / 2) * width, list(values), width, label=name,
+               color=PALETTE[k % len(PALETTE)])
+    ax.set_xticks(positions, list(categories), rotation=30, ha="right")
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
 def curves(series: Mapping[str, Sequence[float]], title: str, xlabel: str, ylabel: str,
            log_y: bool = False, x: Sequence[float] | None = None, log_x: bool = False):
     """Line plot of named curves sharing an x axis (``x``, default 1, 2, 3, ...)."""

@@ -79,3 +79,17 @@ def test_log_axis_ticks_are_plain_numbers():
     assert not [t for t in ax.xaxis.get_minorticklabels() if t.get_text()]
     linear = plots.pareto(POINTS, "t", "x", "y", log_x=False).axes[0]
     assert linear.get_xscale() == "linear"
+
+
+def test_grouped_bars_draws_one_bar_per_series_and_category():
+    from helpers import plots
+
+    figure = plots.grouped_bars({"T = 1": [0.7, 0.2, 0.1], "T = 4": [0.4, 0.35, 0.25]},
+                                ["a", "b", "c"], "softened", "probability")
+    ax = figure.axes[0]
+    heights = sorted(round(p.get_height(), 2) for p in ax.patches)
+    assert heights == sorted([0.7, 0.2, 0.1, 0.4, 0.35, 0.25])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["T = 1", "T = 4"]
+    lefts = {round(p.get_x(), 3) for p in ax.patches}
+    assert len(lefts) == 6                                  # side by side, not on top of each other
