@@ -130,23 +130,6 @@ def distribution(samples: np.ndarray, title: str, xlabel: str, markers: Mapping[
     return fig
 
 
-def labelled_scatter(points: Mapping[str, tuple[float, float]], title: str, xlabel: str,
-                     ylabel: str, log_x: bool = False):
-    """One labelled point per model, e.g. (size, accuracy) for every compression variant."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for i, (name, (x, y)) in enumerate(points.items()):
-        ax.scatter(x, y, s=60, color=PALETTE[i % len(PALETTE)])
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=9)
-    if log_x:
-        ax.set_xscale("log")
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    fig.tight_layout()
-    return fig
-
-
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 
 

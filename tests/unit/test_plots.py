@@ -8,7 +8,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from matplotlib.collections import PathCollection  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from helpers import plots  # noqa: E402
@@ -103,37 +102,6 @@ def test_distribution_draws_every_sample_and_labelled_markers():
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["low: -1.5000", "high: 1.2500"]
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("accuracy", "count")
     assert plots.distribution(samples, "No markers", "x").axes[0].get_legend() is None
-
-
-def test_labelled_scatter_puts_one_named_point_per_model():
-    points = {"float32": (412.0, 0.9109), "int8": (104.0, 0.9117), "float16": (207.0, 0.9110)}
-    figure = plots.labelled_scatter(points, "Accuracy vs size", "KB", "accuracy", log_x=True)
-    ax = figure.axes[0]
-    offsets = np.concatenate([c.get_offsets() for c in ax.collections if isinstance(c, PathCollection)])
-    np.testing.assert_allclose(offsets, list(points.values()))
-    assert [t.get_text() for t in ax.texts] == list(points)
-    assert [t.xy for t in ax.texts] == list(points.values())               # each name at its point
-    assert ax.get_xscale() == "log" and (ax.get_xlabel(), ax.get_ylabel()) == ("KB", "accuracy")
-    assert not _overlaps(ax.texts)
-
-
-@pytest.mark.xfail(strict=True, reason="helpers/plots.py bug: labelled_scatter writes every name at a "
-                   "fixed offset, so names of nearby points overprint (notebook 07's figure)")
-def test_labelled_scatter_names_stay_readable_when_points_crowd():
-    # Notebook 07's lower-left corner: pruned and clustered int8 models of similar size and accuracy.
-    points = {"pruned 80% int8": (31.0, 0.9055), "pruned + 16 clusters int8": (33.0, 0.9048),
-              "pruned + clusters + PCQAT int8": (35.0, 0.9057), "clustered float32": (40.0, 0.9054),
-              "16 clusters random": (104.0, 0.9183), "16 clusters kmeans": (106.0, 0.9176)}
-    figure = plots.labelled_scatter(points, "gzip size vs accuracy", "KB", "accuracy", log_x=True)
-    assert not _overlaps(figure.axes[0].texts)
-
-
-@pytest.mark.xfail(strict=True, reason="helpers/plots.py bug: on a log x axis spanning 1.5 decades "
-                   "matplotlib's minor tick labels (3x10^1, 4x10^1) print over each other (notebook 07)")
-def test_log_axis_tick_labels_do_not_overprint():
-    points = {"pruned int8": (31.0, 0.9055), "clustered": (104.0, 0.918), "float32": (800.0, 0.9109)}
-    ax = plots.labelled_scatter(points, "gzip size vs accuracy", "KB", "accuracy", log_x=True).axes[0]
-    assert not _overlaps(ax.xaxis.get_majorticklabels() + ax.xaxis.get_minorticklabels())
 
 
 def test_image_grid_shows_per_class_images_of_the_right_class():
