@@ -21,6 +21,21 @@ def fake_root(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.fixture(scope="module")
+def tiny_served_model(tmp_path_factory):
+    """A tiny Keras classifier exported in TF Serving's layout (``<base>/1``), for server tests."""
+    import keras
+
+    from helpers.serving import export
+
+    path = tmp_path_factory.mktemp("served") / "clf"
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(10, activation="softmax")])
+    export.export_classifier(model, path, 1)
+    return path
+
+
 def write_gz(path: Path, content: bytes) -> Path:
     with gzip.open(path, "wb") as handle:
         handle.write(content)

@@ -8,26 +8,20 @@ import json
 import signal
 
 import grpc
-import keras
 import numpy as np
 import pytest
 import requests
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from helpers.serving import export, launcher
+from helpers.serving import launcher
 
 TIMEOUT = 30
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    path = tmp_path_factory.mktemp("extensions") / "clf"
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
-                              keras.layers.Dense(10, activation="softmax")])
-    export.export_classifier(model, path, 1)
-    return path
+def base(tiny_served_model):
+    return tiny_served_model
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import keras
 import nbformat
 import pytest
 import requests
@@ -16,20 +15,15 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from helpers import env
-from helpers.serving import export, launcher
+from helpers.serving import launcher
 
 TIMEOUT = 30
 STOPS_WITHIN_S = 15      # the watchdog polls every second; a loaded 2-core machine is slow to exit
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    path = tmp_path_factory.mktemp("launcher") / "clf"
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
-                              keras.layers.Dense(10, activation="softmax")])
-    export.export_classifier(model, path, 1)
-    return path
+def base(tiny_served_model):
+    return tiny_served_model
 
 
 @pytest.fixture
