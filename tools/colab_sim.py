@@ -87,9 +87,12 @@ def build(venv: Path, stack_file: Path = STACK_FILE) -> Path:
     (package / "__init__.py").write_text(STAND_IN)
     # Colab's runtime imports google.colab at start; every Python of this venv does the same.
     (site_packages(venv) / "colab_stand_in.pth").write_text("import google.colab\n")
+    scratch = venv / "install-tmp"           # ipykernel 6 leaves its temporary kernel.json folder
+    scratch.mkdir()
     subprocess.run([str(venv_python(venv)), "-m", "ipykernel", "install", "--prefix", str(venv),
                     "--name", KERNEL_NAME, "--display-name", "simulated Colab"],
-                   check=True, capture_output=True)
+                   check=True, capture_output=True, env={**os.environ, "TMPDIR": str(scratch)})
+    shutil.rmtree(scratch)
     marker.write_text(digest)
     return venv
 
