@@ -133,16 +133,17 @@ class TFLiteRunner:
 
 
 class OnnxRunner:
-    """Runs an ONNX model with ONNX Runtime on the CPU (first input, first output)."""
+    """Runs an ONNX model with ONNX Runtime on the CPU (first input, first output).
 
-    def __init__(self, model_path: Path):
-        import onnxruntime
+    ``threads`` (intra-op threads; None: ONNX Runtime's default) and ``level`` (graph
+    optimizations, one of ``onnxtools.LEVELS``) are passed to :func:`helpers.onnxtools.session`.
+    """
 
-        model_path = Path(model_path)
-        if not model_path.is_file():
-            raise FileNotFoundError(f"No ONNX model at {model_path}")
-        self.session = onnxruntime.InferenceSession(str(model_path),
-                                                    providers=["CPUExecutionProvider"])
+    def __init__(self, model_path: Path, threads: int | None = None, level: str = "all"):
+        from helpers import onnxtools
+
+        self.threads, self.level = threads, level
+        self.session = onnxtools.session(Path(model_path), threads=threads, level=level)
         self.input_name = self.session.get_inputs()[0].name
 
     def predict(self, x: np.ndarray) -> np.ndarray:

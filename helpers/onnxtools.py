@@ -1,0 +1,164 @@
+"""ONNX plumbing: graph summaries, ONNX Runtime sessions, calibration data, TensorRT detection.
+
+What a notebook teaches (the export calls, the quantizer calls, the TensorRT builder) stays in
+the notebook; this module holds the parts written once: reading a graph's opset, dynamic axes
+and operator counts, building a CPU session with a given optimization level and thread count,
+feeding calibration images to ``onnxruntime.quantization``, and deciding whether a TensorRT
+path can run here. Nothing is imported at module level beyond the standard library and NumPy.
+"""
+
+from __future__ import annotations
+
+import collections
+import importlib.util
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+LEVELS = ("disable", "basic", "extended", "all")
+_LEVEL_NAMES = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
+                "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+
+
+def _load(model):
+    import onnx
+
+    return model if isinstance(model, onnx.ModelProto) else onnx.load(str(model))
+
+
+def op_counts(model) -> collections.Counter:
+    """How many nodes of each operator a graph has (a path or an ``onnx.ModelProto``).
+
+    Operators outside the standard domain are prefixed with it (``com.microsoft:FusedConv``), so
+    that the fused kernels ONNX Runtime inserts stand out.
+    """
+    return collections.Counter(f"{node.domain}:{node.op_type}" if node.domain not in ("", "ai.onnx")
+                               else node.op_type for node in _load(model).graph.node)
+
+
+@dataclass(frozen=True)
+class GraphSummary:
+    """What one ONNX file holds: opset, input and output, size of the graph and its weights."""
+
+    opset: int
+    input_name: str
+    input_shape: tuple
+    output_name: str
+    nodes: int
+    parameters: int
+    ops: dict
+    producer: str
+
+    @property
+    def dynamic_batch(self) -> bool:
+        """True when the first input dimension is symbolic (any batch size is accepted)."""
+        return bool(self.input_shape) and isinstance(self.input_shape[0], str)
+
+
+def summarize(model) -> GraphSummary:
+    """Summarize an ONNX graph (a path or a ModelProto): the default-domain opset, the first
+    input's shape (a symbolic dimension as its name, an unknown one as ``"?"``), the first
+    output's name, the node count, the number of weights in initializers and the operators."""
+    from onnx import numpy_helper
+
+    proto = _load(model)
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+    graph_input = proto.graph.input[0]
+    shape = tuple(d.dim_param or (d.dim_value if d.HasField("dim_value") else "?")
+                  for d in graph_input.type.tensor_type.shape.dim)
+    parameters = sum(int(numpy_helper.to_array(t).size) for t in proto.graph.initializer)
+    return GraphSummary(opset=opset, input_name=graph_input.name, input_shape=shape,
+                        output_name=proto.graph.output[0].name, nodes=len(proto.graph.node),
+                        parameters=parameters, ops=dict(op_counts(proto)),
+                        producer=f"{proto.producer_name} {proto.producer_version}".strip())
+
+
+def session(model_path: Path, threads: int | None = 1, level: str = "all",
+            optimized_path: Path | None = None):
+    """An ONNX Runtime CPU session with ``level`` graph optimizations (one of :data:`LEVELS`)
+    and ``threads`` intra-op threads (None: ONNX Runtime's default, one per core).
+
+    Operators run one after another (one inter-op thread), so ``threads`` is the whole thread
+    count. With ``optimized_path`` the graph, as optimized for this machine, is written there
+    (at level ``"all"`` it may hold layouts for this CPU only: inspect it, ship the original).
+    """
+    import onnxruntime as ort
+
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise FileNotFoundError(f"No ONNX model at {model_path}")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVEL_NAMES[level])
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.inter_op_num_threads = 1
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    if optimized_path is not None:
+        options.optimized_model_filepath = str(optimized_path)
+        options.log_severity_level = 3   # not the warning that the saved graph is hardware-specific
+    return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+
+
+def calibration_reader(images: np.ndarray, input_name: str, batch_size: int = 100):
+    """A ``CalibrationDataReader`` for ``onnxruntime.quantization.quantize_static`` that yields
+    ``images`` (float32, N×...) in batches of ``batch_size`` under ``input_name``, once."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    if len(images) == 0 or batch_size < 1:
+        raise ValueError("calibration needs at least one image and batch_size >= 1")
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{input_name: np.ascontiguousarray(images[i:i + batch_size],
+                                                                   dtype=np.float32)}
+                                 for i in range(0, len(images), batch_size)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    return _Reader()
+
+
+def tensorrt_status() -> tuple[bool, str]:
+    """Whether a TensorRT path can run here, and a sentence saying why (not).
+
+    It needs an NVIDIA GPU (``nvidia-smi`` on the path) and either the ``tensorrt`` Python package
+    or ONNX Runtime's TensorRT execution provider (``onnxruntime-gpu``).
+    """
+    if shutil.which("nvidia-smi") is None:
+        return False, "no NVIDIA GPU here (nvidia-smi not found)"
+    has_trt = importlib.util.find_spec("tensorrt") is not None
+    try:
+        import onnxruntime as ort
+
+        has_ep = "TensorrtExecutionProvider" in ort.get_available_providers()
+    except ImportError:
+        has_ep = False
+    if not (has_trt or has_ep):
+        return False, ("an NVIDIA GPU is present, but neither the `tensorrt` package nor "
+                       "onnxruntime-gpu's TensorrtExecutionProvider is installed")
+    found = [name for name, ok in (("tensorrt", has_trt), ("TensorrtExecutionProvider", has_ep)) if ok]
+    return True, "NVIDIA GPU with " + " and ".join(found)
+
+
+def tensorrt_provider_options(input_name: str, sample_shape: tuple, cache_dir: Path,
+                              batches: tuple[int, int, int] = (1, 32, 256), fp16: bool = True,
+                              int8: bool = False) -> dict:
+    """Options for ONNX Runtime's ``TensorrtExecutionProvider``: FP16/INT8 switches, an
+    optimization profile for a dynamic batch (min, opt, max batch of ``sample_shape`` images)
+    and an engine cache in ``cache_dir``, so that the engine is built once, not per session."""
+    low, opt, high = batches
+    if not 1 <= low <= opt <= high:
+        raise ValueError(f"batches must satisfy 1 <= min <= opt <= max, got {batches}")
+
+    def shape(batch):
+        return f"{input_name}:" + "x".join(str(d) for d in (batch, *sample_shape))
+
+    return {"trt_fp16_enable": fp16, "trt_int8_enable": int8,
+            "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache_dir),
+            "trt_profile_min_shapes": shape(low), "trt_profile_opt_shapes": shape(opt),
+            "trt_profile_max_shapes": shape(high)}
