@@ -59,8 +59,10 @@ def hlo_entry_ops(hlo_text: str) -> Counter:
 def hlo_fusions(hlo_text: str) -> list[dict]:
     """Each ``fusion`` of the ``ENTRY`` computation: its name, kind (``kLoop``: elementwise
     work merged into one loop; ``kOutput``/``kInput``: merged into a matmul/reduction), the
-    TensorFlow op it is attributed to, and the HLO operations it merged (``parameter`` and
-    ``bitcast`` left out)."""
+    TensorFlow op it is attributed to, the HLO operations it merged (``parameter`` and
+    ``bitcast`` left out), and ``compute ops``: how many of those compute (``constant`` left out
+    too). A fusion with one compute op merged nothing: XLA on a CPU wraps single ops
+    (``wrapped_reduce``) in fusions as well."""
     computations = _computations(hlo_text)
     fusions = []
     for name, op, line in computations.get("ENTRY", []):
@@ -72,7 +74,8 @@ def hlo_fusions(hlo_text: str) -> list[dict]:
         inner = computations.get(calls.group(1), []) if calls else []
         merged = [o for _, o, _ in inner if o not in ("parameter", "bitcast")]
         fusions.append({"fusion": name, "kind": kind.group(1) if kind else "?",
-                        "tf op": tf_op.group(1) if tf_op else "", "merged": ", ".join(merged)})
+                        "tf op": tf_op.group(1) if tf_op else "", "merged": ", ".join(merged),
+                        "compute ops": sum(o != "constant" for o in merged)})
     return fusions
 
 
@@ -139,3 +142,21 @@ def op_determinism_off():
     finally:
         if was_on:
             config.enable_op_determinism()
+
+
+def tflite_ops(path) -> list[dict]:
+    """The operators of a ``.tflite`` file's main subgraph, in order: ``op`` (``CONV_2D``, ...)
+    and ``activation``, the activation fused into it (``RELU``, ``NONE``; ``None`` for ops that
+    have no such option). Read from the flatbuffer, so no interpreter is needed."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(open(path, "rb").read(), 0)
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    activations = {v: k for k, v in vars(schema.ActivationFunctionType).items() if not k.startswith("_")}
+    rows = []
+    for op in model.subgraphs[0].operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        fused = getattr(op.builtinOptions, "fusedActivationFunction", None)
+        rows.append({"op": names[max(code.builtinCode, code.deprecatedBuiltinCode)],
+                     "activation": activations.get(fused)})
+    return rows

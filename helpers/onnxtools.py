@@ -60,7 +60,8 @@ class GraphSummary:
 def summarize(model) -> GraphSummary:
     """Summarize an ONNX graph (a path or a ModelProto): the default-domain opset, the first
     input's shape (a symbolic dimension as its name, an unknown one as ``"?"``), the first
-    output's name, the node count, the number of weights in initializers and the operators."""
+    output's name, the node count, the number of weights (float initializer values: integer
+    shape and permutation constants are not weights) and the operators."""
     from onnx import numpy_helper
 
     proto = _load(model)
@@ -68,7 +69,8 @@ def summarize(model) -> GraphSummary:
     graph_input = proto.graph.input[0]
     shape = tuple(d.dim_param or (d.dim_value if d.HasField("dim_value") else "?")
                   for d in graph_input.type.tensor_type.shape.dim)
-    parameters = sum(int(numpy_helper.to_array(t).size) for t in proto.graph.initializer)
+    parameters = sum(int(numpy_helper.to_array(t).size) for t in proto.graph.initializer
+                     if numpy_helper.to_array(t).dtype.kind == "f")   # not shape/permutation constants
     return GraphSummary(opset=opset, input_name=graph_input.name, input_shape=shape,
                         output_name=proto.graph.output[0].name, nodes=len(proto.graph.node),
                         parameters=parameters, ops=dict(op_counts(proto)),
@@ -162,3 +164,56 @@ def tensorrt_provider_options(input_name: str, sample_shape: tuple, cache_dir: P
             "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache_dir),
             "trt_profile_min_shapes": shape(low), "trt_profile_opt_shapes": shape(opt),
             "trt_profile_max_shapes": shape(high)}
+
+
+def batch_call(model_path: Path, images: np.ndarray, threads: int = 1):
+    """A zero-argument callable that runs ``images`` (one pre-sized batch) through an ``.onnx``
+    (ONNX Runtime session) or a ``.tflite`` (LiteRT interpreter sized to the batch, input
+    quantization and output dequantization included): the same thin call for every runtime,
+    for ``bench.interleaved``."""
+    from helpers import runtimes
+
+    model_path = Path(model_path)
+    if model_path.suffix == ".onnx":
+        ort_session = session(model_path, threads=threads)
+        name = ort_session.get_inputs()[0].name
+        return lambda: ort_session.run(None, {name: images})[0]
+    if model_path.suffix == ".tflite":
+        runner = runtimes.TFLiteRunner(model_path, threads, batch_size=len(images))
+        return lambda: runner.invoke(images)
+    raise ValueError(f"batch_call takes .onnx or .tflite files, got {model_path.name}")
+
+
+def ratio_range(timing, numerator: str, denominator: str) -> tuple[float, float]:
+    """The interquartile range (25th, 75th percentile) of per-round time ratios
+    ``numerator``/``denominator`` of a ``bench.interleaved`` result: how much a ratio moves
+    between rounds, i.e. what counts as noise on this machine."""
+    a = np.asarray(timing.round_medians[numerator])
+    b = np.asarray(timing.round_medians[denominator])
+    low, high = np.percentile(a / b, [25, 75])
+    return float(low), float(high)
+
+
+def int8_ops_as_run(model_path: Path, as_run: Path, threads: int = 1) -> dict:
+    """The quantization-related operators (``QuantizeLinear``, ``ConvInteger``, ``QLinearConv``,
+    ``QGemm``, ...) of the graph ONNX Runtime actually runs for ``model_path`` on this CPU, after
+    its fusions (the optimized graph is written to ``as_run``), with their counts."""
+    session(model_path, threads=threads, optimized_path=as_run)
+    return {op: n for op, n in sorted(op_counts(as_run).items())
+            if "quantize" in op.lower() or "Integer" in op or op.startswith("com.microsoft:Q")}
+
+
+def check_and_compare(model_path: Path, images: np.ndarray, reference: np.ndarray, threads: int = 1) -> dict:
+    """One table row for an exported file: ``onnx.checker`` (full check; raises if invalid), its
+    opset, input, dynamic batch, output name, node and float-weight counts, and its parity with
+    ``reference`` (the source model's outputs on ``images``) when ONNX Runtime runs it."""
+    import onnx
+
+    from helpers import runtimes
+
+    onnx.checker.check_model(onnx.load(str(model_path)), full_check=True)
+    graph = summarize(model_path)
+    outputs = session(model_path, threads=threads).run(None, {graph.input_name: images})[0]
+    return {"opset": graph.opset, "input": f"{graph.input_name} {graph.input_shape}",
+            "dynamic batch": graph.dynamic_batch, "output": graph.output_name, "nodes": graph.nodes,
+            "float weights": graph.parameters, **runtimes.parity(reference, outputs)}

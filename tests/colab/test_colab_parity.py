@@ -27,10 +27,11 @@ pytestmark = pytest.mark.skipif(not ENABLED, reason="set COURSE_COLAB_PARITY=1 t
                                                     "parity test (CI does; downloads ~1 GB)")
 # One Keras 3 notebook per concern, one TF-MOT (Keras 2) notebook and the serving notebook:
 # 00 installs the extras on a fresh runtime; 03 uses ONNX at Colab's protobuf; 04 needs a Keras
-# newer than Colab's for int4 and must degrade; 05 uses TF Model Optimization; 11 starts the
-# model server as a separate process.
+# newer than Colab's for int4 and must degrade; 05 uses TF Model Optimization; 10 exports ONNX
+# through Colab's older Keras (its `model.export(format="onnx")`) and quantizes with ONNX Runtime;
+# 11 starts the model server as a separate process.
 NOTEBOOKS = ["00_start_here", "03_save_load_formats", "04_quantize_post_training",
-             "05_quantization_aware_training", "11_serve_models"]
+             "05_quantization_aware_training", "10_run_onnx_runtime", "11_serve_models"]
 
 
 @pytest.fixture(scope="module")

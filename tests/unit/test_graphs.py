@@ -45,6 +45,7 @@ def test_fusions_list_what_each_merged():
     assert fusion["kind"] == "kLoop"
     assert fusion["tf op"] == "d/Relu"
     assert fusion["merged"] == "add, constant, broadcast, maximum"
+    assert fusion["compute ops"] == 3    # the constant is not counted
 
 
 def test_real_xla_hlo_has_fusions():
@@ -84,3 +85,14 @@ def test_op_determinism_off_restores_the_setting():
     finally:
         if not was_on:
             config.disable_op_determinism()
+
+
+def test_tflite_ops_show_the_fused_activation(tmp_path):
+    kernel = tf.constant(np.ones((3, 3, 1, 4), "float32"))
+    f = tf.function(lambda x: tf.nn.relu(tf.nn.conv2d(x, kernel, 1, "VALID")) + 1.0)
+    concrete = f.get_concrete_function(tf.TensorSpec([1, 8, 8, 1], tf.float32))
+    path = tmp_path / "conv_relu.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_concrete_functions([concrete], f).convert())
+    ops = graphs.tflite_ops(path)
+    assert [row["op"] for row in ops] == ["CONV_2D", "ADD"]
+    assert ops[0]["activation"] == "RELU" and ops[1]["activation"] == "NONE"

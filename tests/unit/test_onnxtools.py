@@ -111,3 +111,61 @@ def test_tensorrt_provider_options_profile_and_cache(tmp_path):
     assert options["trt_fp16_enable"] and options["trt_int8_enable"]
     with pytest.raises(ValueError):
         onnxtools.tensorrt_provider_options("image", (4,), tmp_path, (8, 4, 16))
+
+
+def test_summarize_counts_only_float_initializers(tmp_path):
+    path = tiny_onnx(tmp_path / "m.onnx")
+    model = onnx.load(str(path))
+    model.graph.initializer.append(numpy_helper.from_array(np.array([0, 2, 1], np.int64), "perm"))
+    onnx.save(model, str(tmp_path / "with_shape.onnx"))
+    assert onnxtools.summarize(tmp_path / "with_shape.onnx").parameters == 4 * 3 + 3
+
+
+def test_batch_call_runs_onnx_and_rejects_other_files(tmp_path):
+    path = tiny_onnx(tmp_path / "m.onnx")
+    x = np.random.default_rng(3).random((5, 4), dtype=np.float32)
+    out = onnxtools.batch_call(path, x)()
+    np.testing.assert_allclose(out, onnxtools.session(path).run(None, {"image": x})[0], atol=1e-7)
+    assert out.shape == (5, 3)
+    with pytest.raises(ValueError, match="onnx or .tflite"):
+        onnxtools.batch_call(tmp_path / "m.pb", x)
+
+
+def test_ratio_range_is_the_interquartile_of_round_ratios():
+    from helpers import bench
+
+    timing = bench.Interleaved(latency={}, round_medians={"a": (1.0, 2.0, 3.0, 4.0, 5.0),
+                                                         "b": (1.0, 1.0, 1.0, 1.0, 1.0)})
+    assert onnxtools.ratio_range(timing, "a", "b") == (2.0, 4.0)
+    low, high = onnxtools.ratio_range(timing, "b", "a")
+    assert low < high < 1.0
+
+
+def test_int8_ops_as_run_lists_the_fused_int8_kernels(tmp_path):
+    from onnxruntime.quantization import QuantFormat, quantize_static
+
+    source = tiny_onnx(tmp_path / "m.onnx")
+    images = np.random.default_rng(5).random((20, 4), dtype=np.float32)
+    quantize_static(str(source), str(tmp_path / "q.onnx"), onnxtools.calibration_reader(images, "image"),
+                    quant_format=QuantFormat.QDQ)
+    ops = onnxtools.int8_ops_as_run(tmp_path / "q.onnx", tmp_path / "as_run.onnx")
+    assert (tmp_path / "as_run.onnx").is_file() and ops and all(n >= 1 for n in ops.values())
+    assert "QuantizeLinear" in ops or any(op.startswith("com.microsoft:Q") for op in ops)
+    assert "Relu" not in ops and "MatMul" not in ops
+    assert onnxtools.int8_ops_as_run(source, tmp_path / "plain.onnx") == {}
+
+
+def test_check_and_compare_reports_parity_and_rejects_invalid_files(tmp_path):
+    path = tiny_onnx(tmp_path / "m.onnx")
+    x = np.random.default_rng(6).random((8, 4), dtype=np.float32)
+    reference = onnxtools.session(path).run(None, {"image": x})[0]
+    row = onnxtools.check_and_compare(path, x, reference)
+    assert row["opset"] == 17 and row["dynamic batch"] and row["output"] == "probs"
+    assert row["max_abs_diff"] < 1e-6 and row["top1_agreement"] == 1.0
+    shifted = onnxtools.check_and_compare(path, x, reference + 0.01)
+    assert abs(shifted["max_abs_diff"] - 0.01) < 1e-6
+    broken = onnx.load(str(path))
+    broken.graph.node[0].input[1] = "missing"
+    onnx.save(broken, str(tmp_path / "broken.onnx"))
+    with pytest.raises(onnx.checker.ValidationError):
+        onnxtools.check_and_compare(tmp_path / "broken.onnx", x, reference)
