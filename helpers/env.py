@@ -167,6 +167,45 @@ def install_colab_extras(root: Path) -> list[str]:
     return installed
 
 
+def pinned_requirements(root: Path, names: list[str]) -> list[str]:
+    """The lines of ``requirements.txt`` that pin ``names`` (``"ray[serve]"`` matches the line
+    ``ray[serve]==2.60.0``); a name with no pin there raises ``KeyError``."""
+    from packaging.requirements import Requirement
+
+    pins = {}
+    for line in (Path(root) / "requirements.txt").read_text().splitlines():
+        text = line.partition("#")[0].strip()
+        if text and not text.startswith("-"):          # options such as `-e .`
+            requirement = Requirement(text)
+            pins[requirement.name.lower()] = text
+    found = []
+    for name in names:
+        key = Requirement(name).name.lower()
+        if key not in pins:
+            raise KeyError(f"{name} is not pinned in requirements.txt")
+        found.append(pins[key])
+    return found
+
+
+def require_packages(names: list[str]) -> list[str]:
+    """Make sure the packages one notebook alone needs (too large to install in every Colab
+    notebook, e.g. Ray) are installed at the versions pinned in ``requirements.txt``.
+
+    In Colab the missing ones are installed (a second run installs nothing); elsewhere a missing
+    or different version raises :class:`CourseSetupError` naming the ``pip install`` to run.
+    Returns what was installed.
+    """
+    requirements = pinned_requirements(course_root(), names)
+    missing = missing_requirements(requirements)
+    if missing and not in_colab():
+        raise CourseSetupError(f"Missing or other versions: {', '.join(missing)}. Run: "
+                               f"pip install -r requirements.txt (or pip install {' '.join(missing)})")
+    _pip_install(missing)
+    if missing:
+        print(f"Colab: installed {', '.join(missing)}")
+    return missing
+
+
 def _set_keras_flavour(keras: str) -> None:
     if keras not in KERAS_FLAVOURS:
         raise ValueError(f"keras must be one of {KERAS_FLAVOURS}, got {keras!r}")
