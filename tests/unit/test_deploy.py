@@ -1,0 +1,168 @@
+"""The deploy/ folder: every manifest and rendered overlay valid against the Kubernetes schemas
+(strict), the conventions the course teaches, both Dockerfiles lint-clean and well-formed, and
+the command each image runs executed for real, outside a container.
+
+No Docker engine here: the course-server image's ENTRYPOINT + CMD run as they are, with only the
+ports and ``--host`` replaced (free ports on 127.0.0.1) and ``--model_base_path`` pointed at a
+tiny exported model. The TF Serving image's binary cannot be installed here, so its flags run
+with the course server in place of ``tensorflow_model_server``; the flags the course server
+refuses are dropped, and the test asserts exactly which (the TF thread-pool flags).
+"""
+
+import copy
+import importlib.metadata
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+import yaml
+
+from helpers import deploycheck
+from helpers.serving import launcher
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+DOCKERFILES = {"tf-serving": DEPLOY / "Dockerfile.tf-serving",
+               "course-server": DEPLOY / "Dockerfile.course-server"}
+
+
+def _rendered(overlay: str) -> dict:
+    text = deploycheck.render_overlay(DEPLOY / "k8s" / "overlays" / overlay)
+    return {doc["kind"]: doc for doc in yaml.safe_load_all(text) if doc}
+
+
+@pytest.fixture(scope="module")
+def overlays():
+    return {name: _rendered(name) for name in ("staging", "production")}
+
+
+def test_every_manifest_and_rendered_overlay_is_valid_strictly():
+    checked = deploycheck.validate_tree(DEPLOY / "k8s")
+    assert [f"{c.source} {c.kind}: {c.error}" for c in checked if not c.valid] == []
+    sources = {c.source for c in checked}
+    assert {"kustomize overlays/staging", "kustomize overlays/production"} <= sources
+    kinds = {c.kind for c in checked}
+    assert kinds == {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
+    assert len(checked) == 12          # 4 base files + 4 documents per overlay
+
+
+def test_a_typo_and_a_wrong_type_fail_validation():
+    hpa = yaml.safe_load((DEPLOY / "k8s/base/hpa.yaml").read_text())
+    typo = copy.deepcopy(hpa)
+    target = typo["spec"]["metrics"][0]["resource"]["target"]
+    target["averageUtilisation"] = target.pop("averageUtilization")
+    assert "averageUtilisation" in deploycheck.validate_document(typo)
+    assert deploycheck.validate_document(typo, strict=False) == ""      # why strict mode matters
+    deployment = yaml.safe_load((DEPLOY / "k8s/base/deployment.yaml").read_text())
+    deployment["spec"]["revisionHistoryLimit"] = "five"
+    assert "is not of type 'integer'" in deploycheck.validate_document(deployment)
+
+
+def test_deployment_follows_the_course_conventions(overlays):
+    for name, docs in overlays.items():
+        deployment, pod = docs["Deployment"], docs["Deployment"]["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0, name
+        assert container["readinessProbe"]["httpGet"]["path"] == "/v1/models/fashion"
+        assert container["startupProbe"]["httpGet"]["path"] == "/v1/models/fashion"
+        startup = container["startupProbe"]["periodSeconds"] * container["startupProbe"]["failureThreshold"]
+        assert startup >= 120                  # a slow model load is not a restart loop
+        assert "httpGet" in container["livenessProbe"]      # a TCP connect passes for a hung server
+        assert container["readinessProbe"]["timeoutSeconds"] >= 3
+        pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+        assert pre_stop < pod["terminationGracePeriodSeconds"] <= pre_stop + 10   # TF Serving ignores SIGTERM
+        assert "replicas" not in deployment["spec"]          # the HPA owns the count
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        assert docs["PodDisruptionBudget"]["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+        limits, requests_ = container["resources"]["limits"], container["resources"]["requests"]
+        assert limits["cpu"] == requests_["cpu"] and str(limits["cpu"]).isdigit()     # whole cores
+        flags = deploycheck.flag_values(container["args"])
+        for pool in ("intra", "inter"):
+            assert flags[f"tensorflow_{pool}_op_parallelism"] == "$(CPU_LIMIT)"
+        env = {e["name"]: e for e in container["env"]}
+        assert env["CPU_LIMIT"]["valueFrom"]["resourceFieldRef"]["resource"] == "limits.cpu"
+        assert flags["model_base_path"] == f"/models/{flags['model_name']}"
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        spread = pod["topologySpreadConstraints"][0]
+        assert spread["topologyKey"] == "topology.kubernetes.io/zone"
+        assert spread["whenUnsatisfiable"] == "ScheduleAnyway"      # a dark zone must not block pods
+        assert spread["matchLabelKeys"] == ["pod-template-hash"]
+        assert flags["batching_parameters_file"] == "/config/batching_parameters.txt"
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        for kind in ("Service", "PodDisruptionBudget"):
+            selector = docs[kind]["spec"]["selector"]
+            selector = selector.get("matchLabels", selector)
+            assert selector.items() <= labels.items(), (name, kind)
+        hpa = docs["HorizontalPodAutoscaler"]["spec"]
+        assert hpa["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+        assert hpa["behavior"]["scaleDown"]["stabilizationWindowSeconds"] >= 60
+        assert 2 <= hpa["minReplicas"] < hpa["maxReplicas"]      # >= 2: a drain never empties it
+        assert hpa["behavior"]["scaleUp"]["selectPolicy"] == "Max"
+
+
+def test_the_overlays_differ_where_environments_differ(overlays):
+    staging, production = overlays["staging"], overlays["production"]
+    assert staging["Deployment"]["metadata"]["namespace"] != production["Deployment"]["metadata"]["namespace"]
+    assert staging["HorizontalPodAutoscaler"]["spec"]["minReplicas"] < \
+        production["HorizontalPodAutoscaler"]["spec"]["minReplicas"]
+    cpu = {n: int(d["Deployment"]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"])
+           for n, d in overlays.items()}
+    assert cpu["staging"] < cpu["production"]
+    assert staging["HorizontalPodAutoscaler"]["spec"]["maxReplicas"] < \
+        production["HorizontalPodAutoscaler"]["spec"]["maxReplicas"]
+    assert production["HorizontalPodAutoscaler"]["spec"]["minReplicas"] >= 3     # one per zone
+
+
+def test_serving_requirements_pin_what_requirements_txt_pins():
+    def pins(path):
+        lines = (line.split("#")[0].strip() for line in path.read_text().splitlines())
+        return dict(line.split("==") for line in lines if "==" in line)
+    serve, course = pins(DEPLOY / "requirements-serve.txt"), pins(ROOT / "requirements.txt")
+    assert {"tensorflow", "fastapi", "uvicorn", "grpcio", "tensorflow-serving-api"} <= serve.keys()
+    assert {name: course.get(name) for name in serve} == serve
+
+
+def test_batching_parameters_file_parses():
+    from helpers.serving import batching
+    params = batching.read_batching_parameters(DEPLOY / "batching_parameters.txt")
+    assert params.num_batch_threads >= 1 and params.batch_timeout_micros > 0
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_dockerfiles_are_lint_clean_pinned_non_root_and_copy_the_model_where_the_flags_point(name):
+    assert deploycheck.hadolint(DOCKERFILES[name]) == []
+    facts = deploycheck.image_facts(DOCKERFILES[name])
+    assert facts.pinned and not facts.runs_as_root
+    flags = deploycheck.flag_values(facts.command)
+    copied = {destination for _, destination in facts.copies}
+    assert flags["model_base_path"] in copied and flags["batching_parameters_file"] in copied
+    if name == "tf-serving":
+        tf_minor = ".".join(importlib.metadata.version("tensorflow").split(".")[:2])
+        assert facts.base_image.startswith(f"tensorflow/serving:{tf_minor}.")
+        assert facts.command[0] == "/usr/bin/tensorflow_model_server"
+    else:
+        assert facts.command[:3] == ["python", "-m", "helpers.serving"]
+
+
+@pytest.mark.parametrize("name, refused", [
+    ("course-server", set()),
+    ("tf-serving", {"tensorflow_intra_op_parallelism", "tensorflow_inter_op_parallelism",
+                    "rest_api_num_threads"}),
+])
+def test_the_image_command_serves_the_model(name, refused, tiny_served_model):
+    facts = deploycheck.image_facts(DOCKERFILES[name])
+    program = 3 if name == "course-server" else 1
+    flags, dropped = deploycheck.localize(facts.command[program:], tiny_served_model,
+                                          deploycheck.accepted_flags(), files=deploycheck.IMAGE_FILES)
+    assert {flag for flag, why in dropped.items() if "not accepted" in why} == refused
+    model = deploycheck.flag_values(flags)["model_name"]
+    with launcher.ModelServer(model, None, flags) as server:
+        status = requests.get(f"{server.rest_url}/v1/models/{model}", timeout=10).json()
+        assert [v["state"] for v in status["model_version_status"]] == ["AVAILABLE"]
+        answer = requests.post(f"{server.rest_url}/v1/models/{model}:predict", timeout=30,
+                               json={"instances": np.zeros((1, 28, 28, 1)).tolist()})
+        assert answer.status_code == 200
+        assert len(answer.json()["predictions"]) == 1
+    assert server.returncode == 0
