@@ -8,6 +8,8 @@ the smoke budget, so that a notebook whose smoke mode quietly became a full run 
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import pytest
 from papermill.exceptions import PapermillExecutionError
 
 from helpers import env, nbtools
-from tools import run_notebooks
+from tools import netns, run_notebooks
 
 NOTEBOOKS = sorted((env.course_root() / "notebooks").glob("*.ipynb"))
 #: Seconds a smoke run may take on the 2-core reference CPU (CONTRIBUTING.md).
@@ -25,6 +27,8 @@ SMOKE_BUDGET_S = 90
 #: for: a smoke run that is really a full run takes many minutes.
 SLOW_MACHINE_ALLOWANCE = 2.5
 OUTCOME_LINE = "Outcome checks (smoke mode)"
+#: What notebook 12b prints when it runs in a private network namespace (tools/netns.py).
+ISOLATED_LINE = "network interfaces: ['lo']"
 
 
 def _text(output: dict) -> str:
@@ -60,15 +64,28 @@ def smoke_run_problems(executed: dict) -> list[str]:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_in_smoke_mode(path: Path, tmp_path):
     started, failure = time.perf_counter(), None
+    isolated = path.name in netns.ISOLATED_NOTEBOOKS and netns.available()
     try:
-        run_notebooks.run_smoke(path, tmp_path)
+        if isolated:       # the same runner, in a network namespace of its own (tools/netns.py)
+            done = subprocess.run(netns.command([sys.executable, "tools/run_notebooks.py", "--mode", "smoke",
+                                                 str(path), "--out", str(tmp_path)]),
+                                  cwd=env.course_root(), capture_output=True, text=True, timeout=900)
+            if done.returncode:
+                output = (done.stdout + done.stderr)[-4000:]
+                failure = f"{path.name} (private network namespace) failed:\n{output}"
+        else:
+            run_notebooks.run_smoke(path, tmp_path)
     except PapermillExecutionError as error:      # reported below, without papermill's traceback
         failure = (f"{path.name}: the cell executed as In [{error.exec_count}] (cell {error.cell_index}) "
                    f"raised {error.ename}: {error.evalue}\n--- cell source ---\n{error.source}")
     if failure:
         pytest.fail(failure, pytrace=False)
     elapsed = time.perf_counter() - started
-    problems = smoke_run_problems(nbtools.read_notebook(tmp_path / path.name))
+    executed = nbtools.read_notebook(tmp_path / path.name)
+    problems = smoke_run_problems(executed)
+    printed = "\n".join(_text(o) for c in executed["cells"] for o in c.get("outputs", []))
+    if isolated and ISOLATED_LINE not in printed:
+        problems.append(f"never printed {ISOLATED_LINE!r}: it did not run in a private network namespace")
     assert not problems, f"{path.name}: " + "; ".join(problems)
     limit = SMOKE_BUDGET_S * SLOW_MACHINE_ALLOWANCE
     print(f"{path.name}: smoke run {elapsed:.0f} s (budget {SMOKE_BUDGET_S} s on a 2-core CPU)")
