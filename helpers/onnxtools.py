@@ -1,17 +1,15 @@
-"""ONNX plumbing: graph summaries, ONNX Runtime sessions, calibration data, TensorRT detection.
+"""ONNX plumbing: graph summaries, ONNX Runtime sessions, calibration data, timing calls.
 
 What a notebook teaches (the export calls, the quantizer calls, the TensorRT builder) stays in
 the notebook; this module holds the parts written once: reading a graph's opset, dynamic axes
 and operator counts, building a CPU session with a given optimization level and thread count,
-feeding calibration images to ``onnxruntime.quantization``, and deciding whether a TensorRT
-path can run here. Nothing is imported at module level beyond the standard library and NumPy.
+and feeding calibration images to ``onnxruntime.quantization`` (TensorRT: ``helpers.tensorrt``).
+Nothing is imported at module level beyond the standard library and NumPy.
 """
 
 from __future__ import annotations
 
 import collections
-import importlib.util
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,47 +121,6 @@ def calibration_reader(images: np.ndarray, input_name: str, batch_size: int = 10
             return next(self.batches, None)
 
     return _Reader()
-
-
-def tensorrt_status() -> tuple[bool, str]:
-    """Whether a TensorRT path can run here, and a sentence saying why (not).
-
-    It needs an NVIDIA GPU (``nvidia-smi`` on the path) and either the ``tensorrt`` Python package
-    or ONNX Runtime's TensorRT execution provider (``onnxruntime-gpu``).
-    """
-    if shutil.which("nvidia-smi") is None:
-        return False, "no NVIDIA GPU here (nvidia-smi not found)"
-    has_trt = importlib.util.find_spec("tensorrt") is not None
-    try:
-        import onnxruntime as ort
-
-        has_ep = "TensorrtExecutionProvider" in ort.get_available_providers()
-    except ImportError:
-        has_ep = False
-    if not (has_trt or has_ep):
-        return False, ("an NVIDIA GPU is present, but neither the `tensorrt` package nor "
-                       "onnxruntime-gpu's TensorrtExecutionProvider is installed")
-    found = [name for name, ok in (("tensorrt", has_trt), ("TensorrtExecutionProvider", has_ep)) if ok]
-    return True, "NVIDIA GPU with " + " and ".join(found)
-
-
-def tensorrt_provider_options(input_name: str, sample_shape: tuple, cache_dir: Path,
-                              batches: tuple[int, int, int] = (1, 32, 256), fp16: bool = True,
-                              int8: bool = False) -> dict:
-    """Options for ONNX Runtime's ``TensorrtExecutionProvider``: FP16/INT8 switches, an
-    optimization profile for a dynamic batch (min, opt, max batch of ``sample_shape`` images)
-    and an engine cache in ``cache_dir``, so that the engine is built once, not per session."""
-    low, opt, high = batches
-    if not 1 <= low <= opt <= high:
-        raise ValueError(f"batches must satisfy 1 <= min <= opt <= max, got {batches}")
-
-    def shape(batch):
-        return f"{input_name}:" + "x".join(str(d) for d in (batch, *sample_shape))
-
-    return {"trt_fp16_enable": fp16, "trt_int8_enable": int8,
-            "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache_dir),
-            "trt_profile_min_shapes": shape(low), "trt_profile_opt_shapes": shape(opt),
-            "trt_profile_max_shapes": shape(high)}
 
 
 def batch_call(model_path: Path, images: np.ndarray, threads: int = 1):

@@ -1,5 +1,6 @@
-"""TensorRT plumbing: engine builder with a content-keyed cache, chunked GPU prediction, and the
-symmetric int8 QDQ file TensorRT needs.
+"""TensorRT plumbing: whether it can run here, engine builder with a content-keyed cache, ONNX
+Runtime's TensorRT provider options, chunked GPU prediction, and the symmetric int8 QDQ file
+TensorRT needs.
 
 TensorRT accepts only *symmetric* int8 quantization (every zero point 0); ONNX Runtime's
 ``quantize_static`` defaults to asymmetric activations, so a TensorRT int8 engine needs its own
@@ -11,6 +12,7 @@ for one ONNX file, one TensorRT version and one GPU model, so its cache name hol
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -18,6 +20,47 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+
+def tensorrt_status() -> tuple[bool, str]:
+    """Whether a TensorRT path can run here, and a sentence saying why (not).
+
+    It needs an NVIDIA GPU (``nvidia-smi`` on the path) and either the ``tensorrt`` Python package
+    or ONNX Runtime's TensorRT execution provider (``onnxruntime-gpu``).
+    """
+    if shutil.which("nvidia-smi") is None:
+        return False, "no NVIDIA GPU here (nvidia-smi not found)"
+    has_trt = importlib.util.find_spec("tensorrt") is not None
+    try:
+        import onnxruntime as ort
+
+        has_ep = "TensorrtExecutionProvider" in ort.get_available_providers()
+    except ImportError:
+        has_ep = False
+    if not (has_trt or has_ep):
+        return False, ("an NVIDIA GPU is present, but neither the `tensorrt` package nor "
+                       "onnxruntime-gpu's TensorrtExecutionProvider is installed")
+    found = [name for name, ok in (("tensorrt", has_trt), ("TensorrtExecutionProvider", has_ep)) if ok]
+    return True, "NVIDIA GPU with " + " and ".join(found)
+
+
+def tensorrt_provider_options(input_name: str, sample_shape: tuple, cache_dir: Path,
+                              batches: tuple[int, int, int] = (1, 32, 256), fp16: bool = True,
+                              int8: bool = False) -> dict:
+    """Options for ONNX Runtime's ``TensorrtExecutionProvider``: FP16/INT8 switches, an
+    optimization profile for a dynamic batch (min, opt, max batch of ``sample_shape`` images)
+    and an engine cache in ``cache_dir``, so that the engine is built once, not per session."""
+    low, opt, high = batches
+    if not 1 <= low <= opt <= high:
+        raise ValueError(f"batches must satisfy 1 <= min <= opt <= max, got {batches}")
+
+    def shape(batch):
+        return f"{input_name}:" + "x".join(str(d) for d in (batch, *sample_shape))
+
+    return {"trt_fp16_enable": fp16, "trt_int8_enable": int8,
+            "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache_dir),
+            "trt_profile_min_shapes": shape(low), "trt_profile_opt_shapes": shape(opt),
+            "trt_profile_max_shapes": shape(high)}
 
 
 def gpu_name() -> str:
@@ -115,9 +158,8 @@ def provider_session(model_path: Path, cache_dir: Path, input_name: str, sample_
     to the CUDA provider for any node TensorRT does not take."""
     import onnxruntime as ort
 
-    from helpers import onnxtools
 
-    options = onnxtools.tensorrt_provider_options(input_name, sample_shape, cache_dir, batches,
+    options = tensorrt_provider_options(input_name, sample_shape, cache_dir, batches,
                                                   fp16=True, int8=int8)
     return ort.InferenceSession(str(model_path), providers=[("TensorrtExecutionProvider", options),
                                                             "CUDAExecutionProvider"])

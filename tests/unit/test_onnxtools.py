@@ -81,38 +81,6 @@ def test_calibration_reader_feeds_quantize_static(tmp_path):
         onnxtools.calibration_reader(images[:0], "image")
 
 
-def test_tensorrt_status_without_gpu(monkeypatch):
-    monkeypatch.setattr(onnxtools.shutil, "which", lambda name: None)
-    ok, why = onnxtools.tensorrt_status()
-    assert not ok and "no NVIDIA GPU" in why
-
-
-def test_tensorrt_status_gpu_without_tensorrt(monkeypatch):
-    monkeypatch.setattr(onnxtools.shutil, "which", lambda name: "/usr/bin/nvidia-smi")
-    monkeypatch.setattr(onnxtools.importlib.util, "find_spec", lambda name: None)
-    import onnxruntime
-
-    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
-    ok, why = onnxtools.tensorrt_status()
-    assert not ok and "neither" in why
-    monkeypatch.setattr(onnxruntime, "get_available_providers",
-                        lambda: ["TensorrtExecutionProvider", "CPUExecutionProvider"])
-    ok, why = onnxtools.tensorrt_status()
-    assert ok and "TensorrtExecutionProvider" in why
-
-
-def test_tensorrt_provider_options_profile_and_cache(tmp_path):
-    options = onnxtools.tensorrt_provider_options("image", (28, 28, 1), tmp_path, (1, 32, 256),
-                                                  fp16=True, int8=True)
-    assert options["trt_profile_min_shapes"] == "image:1x28x28x1"
-    assert options["trt_profile_opt_shapes"] == "image:32x28x28x1"
-    assert options["trt_profile_max_shapes"] == "image:256x28x28x1"
-    assert options["trt_engine_cache_enable"] and options["trt_engine_cache_path"] == str(tmp_path)
-    assert options["trt_fp16_enable"] and options["trt_int8_enable"]
-    with pytest.raises(ValueError):
-        onnxtools.tensorrt_provider_options("image", (4,), tmp_path, (8, 4, 16))
-
-
 def test_summarize_counts_only_float_initializers(tmp_path):
     path = tiny_onnx(tmp_path / "m.onnx")
     model = onnx.load(str(path))

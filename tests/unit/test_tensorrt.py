@@ -66,3 +66,35 @@ def test_provider_session_asks_for_tensorrt_then_cuda(tmp_path, monkeypatch):
     (name, options), fallback = seen["providers"]
     assert name == "TensorrtExecutionProvider" and fallback == "CUDAExecutionProvider"
     assert options["trt_int8_enable"] and options["trt_profile_max_shapes"] == "image:8x4"
+
+
+def test_tensorrt_status_without_gpu(monkeypatch):
+    monkeypatch.setattr(tensorrt.shutil, "which", lambda name: None)
+    ok, why = tensorrt.tensorrt_status()
+    assert not ok and "no NVIDIA GPU" in why
+
+
+def test_tensorrt_status_gpu_without_tensorrt(monkeypatch):
+    monkeypatch.setattr(tensorrt.shutil, "which", lambda name: "/usr/bin/nvidia-smi")
+    monkeypatch.setattr(tensorrt.importlib.util, "find_spec", lambda name: None)
+    import onnxruntime
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    ok, why = tensorrt.tensorrt_status()
+    assert not ok and "neither" in why
+    monkeypatch.setattr(onnxruntime, "get_available_providers",
+                        lambda: ["TensorrtExecutionProvider", "CPUExecutionProvider"])
+    ok, why = tensorrt.tensorrt_status()
+    assert ok and "TensorrtExecutionProvider" in why
+
+
+def test_tensorrt_provider_options_profile_and_cache(tmp_path):
+    options = tensorrt.tensorrt_provider_options("image", (28, 28, 1), tmp_path, (1, 32, 256),
+                                                  fp16=True, int8=True)
+    assert options["trt_profile_min_shapes"] == "image:1x28x28x1"
+    assert options["trt_profile_opt_shapes"] == "image:32x28x28x1"
+    assert options["trt_profile_max_shapes"] == "image:256x28x28x1"
+    assert options["trt_engine_cache_enable"] and options["trt_engine_cache_path"] == str(tmp_path)
+    assert options["trt_fp16_enable"] and options["trt_int8_enable"]
+    with pytest.raises(ValueError):
+        tensorrt.tensorrt_provider_options("image", (4,), tmp_path, (8, 4, 16))
