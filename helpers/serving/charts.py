@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 
 #: Colours assigned to servers in the order they are given (matplotlib's tab10).
 SERVER_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
+#: Colours of the vertical event lines in :func:`timeline_panels` (none of them a series colour).
+EVENT_COLOURS = ("black", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:grey")
 #: Line style and marker of each latency percentile.
 PERCENTILE_STYLES = {"p50": ("-", "o"), "p90": ("-.", "^"), "p99": ("--", "s")}
 
@@ -46,3 +48,60 @@ def load_curves(results: Mapping[str, Mapping[str, Sequence[float]]], x: Sequenc
         axis.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def timeline_panels(panels: Sequence[Mapping], events: Mapping[str, float] = (), spans: Sequence = (),
+                    title: str = "", columns: int = 2):
+    """Time series from Prometheus (frames indexed by seconds), one panel each, sharing the x axis.
+
+    Each panel is ``{"title", "frame", "ylabel"}`` plus optional ``"threshold"`` (a dashed
+    horizontal line with its value in the legend), ``"logy"`` and ``"stacked"`` (an area chart of
+    shares). ``events`` (``label -> seconds``) draw a labelled vertical line in every panel,
+    ``spans`` (``(start, end, label)``) a shaded interval (e.g. while an alert fired). Returns the
+    figure.
+    """
+    import matplotlib.pyplot as plt
+
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(6.2 * columns, 3.2 * rows), sharex=True,
+                                squeeze=False)
+    for axis, panel in zip(axes.flat, panels):
+        frame = panel["frame"]
+        if panel.get("stacked"):
+            axis.stackplot(frame.index, frame.fillna(0).T.values, labels=[str(c) for c in frame.columns])
+        else:
+            for column in frame.columns:
+                axis.plot(frame.index, frame[column], label=str(column))
+        if panel.get("threshold") is not None:
+            axis.axhline(panel["threshold"], color="black", linestyle="--", linewidth=1,
+                         label=f"threshold {panel['threshold']:g}")
+        if panel.get("logy"):
+            axis.set_yscale("log")
+        for start, end, label in spans:
+            axis.axvspan(start, end, color="tab:red", alpha=0.12, label=label)
+        for number, seconds in enumerate(dict(events).values()):
+            axis.axvline(seconds, color=EVENT_COLOURS[number % len(EVENT_COLOURS)], linestyle=":",
+                         linewidth=1.5)
+        axis.set_title(panel["title"], fontsize=10)
+        axis.set_ylabel(panel.get("ylabel", ""))
+        axis.grid(alpha=0.3)
+        handles, labels = axis.get_legend_handles_labels()
+        unique = dict(zip(labels, handles))
+        if unique:
+            axis.legend(unique.values(), unique.keys(), fontsize=7, loc="upper left",
+                        ncol=2 if len(unique) > 5 else 1)
+    for axis in axes.flat[len(panels):]:
+        axis.set_visible(False)
+    if events:
+        from matplotlib.lines import Line2D
+
+        markers = [Line2D([], [], color=EVENT_COLOURS[n % len(EVENT_COLOURS)], linestyle=":", linewidth=1.5)
+                   for n in range(len(events))]
+        figure.legend(markers, [f"{label} ({seconds:.1f} s)" for label, seconds in dict(events).items()],
+                      loc="lower center", ncol=min(len(events), 4), fontsize=8, frameon=False)
+    for axis in axes[-1]:
+        axis.set_xlabel("seconds since the load started")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout(rect=(0, 0.04 * (-(-len(events) // 4)) if events else 0, 1, 1))
+    return figure

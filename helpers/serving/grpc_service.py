@@ -85,6 +85,8 @@ class PredictionServicer(_Servicer, prediction_service_pb2_grpc.PredictionServic
                 if self.metrics:
                     self.metrics.observe_batch(len(next(iter(inputs.values()))))
                 outputs = signature.run(inputs)
+            if self.metrics:
+                self.metrics.observe_outputs(loaded.name, str(loaded.version), outputs)
             wanted = list(request.output_filter) or list(outputs)
             for alias in wanted:
                 if alias not in outputs:

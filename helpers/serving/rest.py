@@ -176,6 +176,8 @@ def create_app(manager: ModelManager, options: Options | None = None) -> FastAPI
             if metrics:
                 metrics.observe_batch(len(next(iter(inputs.values()))))
             outputs = await asyncio.to_thread(signature.run, inputs)
+        if metrics:
+            metrics.observe_outputs(name, str(loaded.version), outputs)
         return codec.response_body(outputs, request_format)
 
     if metrics:                                  # before the catch-all route below

@@ -188,3 +188,30 @@ def test_load_curves_keep_a_colour_per_server_and_a_style_per_percentile():
     with pytest.raises(ValueError, match="At most"):
         charts.server_colours([str(i) for i in range(7)])
     matplotlib.pyplot.close(fig)
+
+
+def test_timeline_panels_draw_series_thresholds_events_and_spans():
+    import matplotlib
+    import pandas as pd
+
+    matplotlib.use("Agg")
+    from helpers.serving import charts
+
+    index = pd.Index([0.0, 1.0, 2.0, 3.0], name="seconds")
+    latency = pd.DataFrame({"p50": [0.01, 0.01, 0.5, 0.01], "p99": [0.02, 0.03, 0.9, 0.02]}, index=index)
+    traffic = pd.DataFrame({"1": [10, 10, 0, 10], "2": [0, 0, 5, 0]}, index=index)
+    figure = charts.timeline_panels(
+        [{"title": "Latency", "frame": latency, "ylabel": "s", "threshold": 0.25, "logy": True},
+         {"title": "Traffic", "frame": traffic, "ylabel": "req/s"},
+         {"title": "Shares", "frame": traffic / 10, "stacked": True}],
+        events={"release": 1.5, "rollback": 2.5}, spans=[(2.0, 3.0, "firing")], title="Run")
+    first, second, third, hidden = figure.axes
+    assert [line.get_label() for line in first.lines][:3] == ["p50", "p99", "threshold 0.25"]
+    assert list(first.lines[1].get_ydata()) == [0.02, 0.03, 0.9, 0.02]
+    assert first.get_yscale() == "log" and second.get_yscale() == "linear"
+    assert [line.get_xdata()[0] for line in second.lines[2:]] == [1.5, 2.5]     # the event lines
+    assert any(patch.get_label() == "firing" for patch in first.patches)
+    assert len(third.collections) >= 2 and not hidden.get_visible()
+    legend = [text.get_text() for text in figure.legends[0].get_texts()]
+    assert legend == ["release (1.5 s)", "rollback (2.5 s)"]
+    assert first.get_title() == "Latency" and figure.get_suptitle() == "Run"

@@ -582,3 +582,22 @@ def test_grpc_tls_requires_a_client_certificate_signed_by_the_custom_ca(tls_serv
 def test_the_monitoring_config_file_serves_prometheus_metrics_at_its_path(tls_server):
     reply = get(tls_server, "/custom/metrics")
     assert reply.status_code == 200 and "# TYPE" in reply.text
+
+
+def test_model_level_metrics_count_what_each_version_predicted_over_rest_and_grpc(server, models, images):
+    from helpers.serving import metrics
+
+    _, classifiers = models
+    with metrics.MetricsChange(server.rest_url) as change:
+        assert post(server, "/v1/models/clf:predict", {"instances": images[:5].tolist()}).status_code == 200
+        with grpc.insecure_channel(server.grpc_target) as channel:
+            prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
+                grpc_predict_request(images[5:8]), timeout=TIMEOUT)
+    served = expected(classifiers, 2, images[:8])
+    predicted = np.bincount(served.argmax(axis=1), minlength=10)
+    counted = [change("serving_predicted_class_total", model="clf", version="2", **{"class": str(c)})
+               for c in range(10)]
+    assert counted == predicted.tolist()
+    assert change("serving_prediction_confidence_count", model="clf", version="2") == 8
+    assert change("serving_prediction_confidence_sum", model="clf", version="2") == pytest.approx(
+        float(served.max(axis=1).sum()), rel=1e-4)

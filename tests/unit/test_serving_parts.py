@@ -358,3 +358,41 @@ def test_a_failed_export_leaves_no_staging_folder(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         export.export_classifier(model, tmp_path, 1)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_class_probabilities_accepts_only_rows_of_probabilities():
+    from helpers.serving import metrics
+
+    good = np.array([[0.1, 0.9], [0.5, 0.5]], np.float32)
+    assert metrics.class_probabilities(good) is not None
+    for bad in (np.array([[0.2, 0.2]]),                # rows do not sum to 1 (logits, scores)
+                np.array([[1.5, -0.5]]),               # negative
+                np.array([0.1, 0.9]),                  # one row, 1-D
+                np.array([[1.0]]),                     # one class
+                np.array([[1, 0]]),                    # integers
+                np.array([[np.nan, 1.0]]),
+                np.zeros((0, 3), np.float32)):
+        assert metrics.class_probabilities(bad) is None, bad
+
+
+def test_observe_outputs_counts_predicted_classes_and_top_probabilities():
+    from helpers.serving import metrics
+
+    server_metrics = metrics.ServerMetrics()
+    try:
+        outputs = {"probabilities": np.array([[0.1, 0.9, 0.0], [0.7, 0.2, 0.1], [0.05, 0.9, 0.05]],
+                                             np.float32),
+                   "logits": np.array([[3.0, -1.0, 2.0]] * 3, np.float32)}   # not probabilities
+        server_metrics.observe_outputs("clf", "2", outputs)
+        samples = metrics.parse_samples(server_metrics.exposition()[0].decode())
+    finally:
+        server_metrics.close()
+    version = (("model", "clf"), ("version", "2"))
+
+    def count(label):
+        return samples.get(("serving_predicted_class_total", tuple(sorted(version + (("class", label),)))))
+
+    assert (count("0"), count("1"), count("2")) == (1.0, 2.0, None)
+    assert samples[("serving_prediction_confidence_count", version)] == 3
+    assert samples[("serving_prediction_confidence_sum", version)] == pytest.approx(2.5, abs=1e-6)
+    assert samples[("serving_prediction_confidence_bucket", tuple(sorted(version + (("le", "0.8"),))))] == 1
