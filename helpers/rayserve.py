@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 
+import numpy as np
 import pandas as pd
 
 _TEMP_DIR: dict = {}       # the running Ray's temporary folder (its logs), set by running()
@@ -75,12 +76,84 @@ def running(num_cpus: int = 2, http_port: int = 8000, quiet: bool = True):
         atexit.unregister(_shutdown)
 
 
+class BadRequest(ValueError):
+    """A request the deployment refuses with HTTP 400 and this message (never a 500)."""
+
+
+def parse_instances(payload, shape: tuple = (28, 28, 1)) -> np.ndarray:
+    """The one image of a ``{"instances": [image]}`` request as float32 of shape ``(1, *shape)``.
+    Raises :class:`BadRequest` naming what is wrong: not such a dict, not exactly one image, a
+    wrong shape, non-numeric, NaN or infinite values."""
+    wanted = f'send {{"instances": [one {"x".join(map(str, shape))} image]}}'
+    instances = payload.get("instances") if isinstance(payload, dict) else None
+    if not instances:
+        raise BadRequest(wanted)
+    if not isinstance(instances, list) or len(instances) != 1:
+        count = len(instances) if isinstance(instances, list) else type(instances).__name__
+        raise BadRequest(f"{wanted}: got {count} instead of a list of one")
+    try:
+        image = np.asarray(instances[0], dtype="float32")
+    except (TypeError, ValueError) as error:        # ragged lists, strings, dicts
+        raise BadRequest(f"{wanted}: not a numeric array ({error})") from None
+    if image.shape != tuple(shape):
+        raise BadRequest(f"{wanted}: got shape {'x'.join(map(str, image.shape)) or 'scalar'}")
+    if not np.isfinite(image).all():
+        raise BadRequest(f"{wanted}: NaN or infinite values")
+    return image[None]
+
+
+def predict_batch(model, images: list) -> list:
+    """What one ``@serve.batch`` call computes: ``images`` (arrays of shape ``(1, ...)``, one per
+    request) in one forward pass; one ``[probabilities]`` list per request, in order."""
+    batch = np.concatenate([np.asarray(x, dtype="float32") for x in images])
+    outputs = model(batch, training=False)
+    outputs = outputs.numpy() if hasattr(outputs, "numpy") else np.asarray(outputs)    # a tf.Tensor, or not
+    return [p.tolist() for p in outputs[:, None, :]]
+
+
+class ClassifierReplica:
+    """A Ray Serve replica's logic, without Ray: load the Keras model (``threads`` TensorFlow
+    threads, in a process where TensorFlow has not run yet, as a replica's), answer a request's
+    JSON with ``(status, body)``. :func:`classifier_app` wraps it in a deployment with
+    ``@serve.batch``; a unit test calls it directly."""
+
+    def __init__(self, path: str, threads: int):
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        import keras
+        import tensorflow as tf
+
+        with contextlib.suppress(RuntimeError):      # fixed once TF has run (a test's process)
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        self.model, self.version = keras.saving.load_model(path, compile=False), "?"
+        self.shape = tuple(self.model.input_shape[1:])
+
+    def reconfigure(self, config: dict) -> None:
+        """Serve's ``user_config`` hook: the version the answers report."""
+        self.version = config["version"]
+
+    def predict_batch(self, images: list) -> list:
+        """:func:`predict_batch` with this replica's model."""
+        return predict_batch(self.model, images)
+
+    async def respond(self, read_json, predict) -> tuple[int, dict]:
+        """``(200, {"predictions": [...], "version": ...})``, or ``(400, {"error": ...})`` for a
+        body that is not JSON or not one valid image; ``read_json`` and ``predict`` are
+        coroutines (the request's ``json()``, the batched predict)."""
+        try:
+            image = parse_instances(await read_json(), self.shape)
+        except (BadRequest, ValueError) as error:     # json.JSONDecodeError is a ValueError
+            return 400, {"error": str(error) if isinstance(error, BadRequest) else f"not JSON: {error}"}
+        return 200, {"predictions": await predict(image), "version": self.version}
+
+
 def classifier_app(model_file: str, autoscaling_config: dict, max_batch_size: int = 16,
                    batch_wait_timeout_s: float = 0.005, threads: int = 1, version: str = "1",
                    num_cpus: float = 0.5, max_surge_percent: int = 100):
     """A Ray Serve application: a Keras model (``model_file``, loaded in every replica with
     ``threads`` TensorFlow threads) behind ``@serve.batch``, scaled by ``autoscaling_config``.
-    It answers ``POST {"instances": [...]}`` with ``{"predictions": [...], "version": version}``;
+    It answers ``POST {"instances": [...]}`` with ``{"predictions": [...], "version": version}``
+    and a bad request with 400 ``{"error": ...}`` (:class:`ClassifierReplica` holds the logic);
     ``version`` is passed as ``user_config``. A new model file is a rollout: with
     ``max_surge_percent`` > 0 Serve starts the replacements first and stops old replicas once they
     are ready (Ray 2.60's default, 0, stops old replicas before starting replacements); each replica
@@ -93,34 +166,18 @@ def classifier_app(model_file: str, autoscaling_config: dict, max_batch_size: in
                       max_ongoing_requests=2 * max_batch_size, graceful_shutdown_timeout_s=5,
                       max_surge_percent=max_surge_percent,
                       user_config={"version": version})
-    class Classifier:
-        def __init__(self, path: str, threads: int):
-            os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-            import keras
-            import tensorflow as tf
-
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(threads)
-            self.model, self.version = keras.saving.load_model(path, compile=False), "?"
-
-        def reconfigure(self, config: dict):
-            self.version = config["version"]
-
+    class Classifier(ClassifierReplica):
         @serve.batch(max_batch_size=max_batch_size, batch_wait_timeout_s=batch_wait_timeout_s)
         async def predict(self, images: list) -> list:
-            import numpy as np
-
-            batch = np.concatenate([np.asarray(x, dtype="float32") for x in images])
-            return [p.tolist() for p in self.model(batch, training=False).numpy()[:, None, :]]
+            return self.predict_batch(images)
 
         async def __call__(self, request):
-            payload = await request.json()
-            instances = payload.get("instances") if isinstance(payload, dict) else None
-            if not instances or len(instances) != 1:
-                from starlette.responses import JSONResponse
+            status, body = await self.respond(request.json, self.predict)
+            if status == 200:
+                return body
+            from starlette.responses import JSONResponse
 
-                return JSONResponse({"error": "send {\"instances\": [one 28x28x1 image]}"}, status_code=400)
-            return {"predictions": await self.predict(instances), "version": self.version}
+            return JSONResponse(body, status_code=status)
 
     return Classifier.bind(str(model_file), threads)
 

@@ -99,9 +99,13 @@ def timeline_panels(panels: Sequence[Mapping], events: Mapping[str, float] = (),
                    for n in range(len(events))]
         figure.legend(markers, [f"{label} ({seconds:.1f} s)" for label, seconds in dict(events).items()],
                       loc="lower center", ncol=min(len(events), 4), fontsize=8, frameon=False)
-    for axis in axes[-1]:
-        axis.set_xlabel("seconds since the load started")
+    for column in range(columns):                  # the lowest visible panel of each column
+        shown = [axis for axis in axes[:, column] if axis.get_visible()]
+        if shown:
+            shown[-1].tick_params(labelbottom=True)
+            shown[-1].set_xlabel("seconds since the load started")
     if title:
         figure.suptitle(title)
-    figure.tight_layout(rect=(0, 0.04 * (-(-len(events) // 4)) if events else 0, 1, 1))
+    legend_rows = -(-len(dict(events)) // 4)
+    figure.tight_layout(rect=(0, 0.015 + 0.025 * legend_rows if legend_rows else 0, 1, 1))
     return figure

@@ -42,9 +42,13 @@ def test_every_manifest_and_rendered_overlay_is_valid_strictly():
     assert [f"{c.source} {c.kind}: {c.error}" for c in checked if not c.valid] == []
     sources = {c.source for c in checked}
     assert {"kustomize overlays/staging", "kustomize overlays/production"} <= sources
-    kinds = {c.kind for c in checked}
-    assert kinds == {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
-    assert len(checked) == 12          # 4 base files + 4 documents per overlay
+    objects = {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
+    base = [path for path in (DEPLOY / "k8s" / "base").glob("*.yaml") if path.name != "kustomization.yaml"]
+    assert {c.kind for c in checked if c.source.startswith("base/")} == objects and len(base) == 4
+    for overlay in ("staging", "production"):          # every rendered document, the ConfigMap too
+        kinds = [c.kind for c in checked if c.source == f"kustomize overlays/{overlay}"]
+        assert sorted(kinds) == sorted(objects | {"ConfigMap"}), overlay
+    assert len(checked) == len(base) + 2 * 5
 
 
 def test_a_typo_and_a_wrong_type_fail_validation():
@@ -124,10 +128,45 @@ def test_serving_requirements_pin_what_requirements_txt_pins():
     assert {name: course.get(name) for name in serve} == serve
 
 
-def test_batching_parameters_file_parses():
+def _cpu_limit(deployment: dict) -> int:
+    return int(deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"])
+
+
+def _mounted_batching(docs: dict):
+    """The batching parameters the rendered Deployment's pod reads: the ConfigMap mounted at the
+    folder of its --batching_parameters_file flag, that file's key."""
     from helpers.serving import batching
-    params = batching.read_batching_parameters(DEPLOY / "batching_parameters.txt")
-    assert params.num_batch_threads >= 1 and params.batch_timeout_micros > 0
+
+    pod = docs["Deployment"]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    flag = Path(deploycheck.flag_values(container["args"])["batching_parameters_file"])
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == str(flag.parent))
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    config_map = docs["ConfigMap"]
+    assert volume["configMap"]["name"] == config_map["metadata"]["name"]     # kustomize's hashed name
+    return batching.parse_batching_parameters(config_map["data"][flag.name])
+
+
+def test_each_overlay_mounts_batching_threads_matching_its_cpu_limit(overlays):
+    threads = {}
+    for name, docs in overlays.items():
+        params = _mounted_batching(docs)
+        threads[name] = params.num_batch_threads
+        assert params.num_batch_threads == _cpu_limit(docs["Deployment"]), name
+        assert params.batch_timeout_micros > 0, name     # 0 µs: no batch ever fills
+    assert threads["staging"] != threads["production"]     # not one file for both
+
+
+def test_the_base_and_the_images_read_the_same_batching_file_for_their_2_cpus():
+    from helpers.serving import batching
+
+    base = {doc["kind"]: doc for doc in yaml.safe_load_all(deploycheck.render_overlay(DEPLOY / "k8s/base"))
+            if doc}
+    image = batching.read_batching_parameters(DEPLOY / "batching_parameters.txt")
+    assert _mounted_batching(base) == image
+    assert image.num_batch_threads == _cpu_limit(base["Deployment"]) == 2
+    flags = deploycheck.flag_values(deploycheck.image_facts(DOCKERFILES["tf-serving"]).command)
+    assert flags["tensorflow_intra_op_parallelism"] == str(image.num_batch_threads)
 
 
 @pytest.mark.parametrize("name", sorted(DOCKERFILES))

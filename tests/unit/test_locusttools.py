@@ -1,9 +1,11 @@
 """helpers.locusttools: the locustfile it writes, a real 2-second headless locust run against a
-tiny loopback HTTP server, and the CSV readers."""
+tiny loopback HTTP server, the CSV readers, and a gRPC locustfile run against the course server."""
 
 import http.server
 import threading
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from helpers import locusttools
@@ -120,3 +122,68 @@ def test_a_locustfile_that_does_not_load_raises_with_locusts_message(tmp_path, t
     broken.write_text("this is not python\n")
     with pytest.raises(RuntimeError, match="locust failed"):
         locusttools.run_locust(broken, tiny_server, tmp_path / "b", users=1, seconds=1)
+
+
+def test_predict_request_serializes_the_images_for_the_model():
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    images = np.arange(2 * 28 * 28, dtype="float64").reshape(2, 28, 28, 1) / 1000
+    request = predict_pb2.PredictRequest.FromString(locusttools.predict_request("fashion", images))
+    assert request.model_spec.name == "fashion" and request.model_spec.signature_name == "serving_default"
+    tensor = tf.make_ndarray(request.inputs["image"])
+    assert tensor.dtype == np.float32 and tensor.shape == (2, 28, 28, 1)
+    np.testing.assert_allclose(tensor, images, rtol=1e-6)
+    with pytest.raises(ValueError):
+        locusttools.predict_request("", images)
+
+
+def _zeros_request(model_name: str) -> bytes:
+    return locusttools.predict_request(model_name, np.zeros((1, 28, 28, 1)))
+
+
+def test_write_grpc_locustfile_inits_gevent_before_any_channel_and_reports_calls(tmp_path):
+    path = locusttools.write_grpc_locustfile(tmp_path / "g.py", b"\x0a\x01x", stages=[(3, 2)])
+    text = path.read_text()
+    compile(text, str(path), "exec")
+    assert text.index("init_gevent()") < text.index("insecure_channel(")
+    assert "METHOD = '/tensorflow.serving.PredictionService/Predict'" in text
+    assert "REQUEST = b'\\nx01x'" not in text and "REQUEST = b'\\n\\x01x'" in text
+    assert 'request_type="grpc"' in text and "events.request.fire(" in text
+    assert "STAGES = [(3, 2)]" in text and "import tensorflow" not in text
+
+
+@pytest.mark.parametrize("kwargs", [{"request": b""}, {"request": "text"}, {"method": "Predict"},
+                                    {"stages": [(5, 1), (2, 3)]}])
+def test_write_grpc_locustfile_rejects_bad_input(tmp_path, kwargs):
+    with pytest.raises(ValueError):
+        locusttools.write_grpc_locustfile(tmp_path / "g.py", **{"request": b"x", **kwargs})
+
+
+@pytest.mark.parametrize("host", ["grpc://example.com:8500", "http://127.0.0.1.example.com:80",
+                                  "127.0.0.1:8500", "ftp://127.0.0.1:21"])
+def test_run_locust_accepts_only_loopback_http_or_grpc(tmp_path, host):
+    with pytest.raises(ValueError, match="127.0.0.1"):
+        locusttools.run_locust(tmp_path / "lf.py", host, tmp_path / "x")
+
+
+def test_a_real_grpc_run_against_the_course_server(tmp_path, tiny_served_model):
+    from helpers.serving import launcher
+
+    good = locusttools.write_grpc_locustfile(tmp_path / "good.py", _zeros_request("clf"))
+    wrong = locusttools.write_grpc_locustfile(tmp_path / "wrong.py", _zeros_request("no_such_model"))
+    with launcher.ModelServer("clf", tiny_served_model) as server:
+        target = f"grpc://{server.grpc_target}"
+        good_run = locusttools.run_locust(good, target, tmp_path / "good", users=4, seconds=3)
+        wrong_run = locusttools.run_locust(wrong, target, tmp_path / "wrong", users=1, seconds=2)
+    ok, failed = locusttools.summary(good_run), locusttools.summary(wrong_run)
+    assert ok["requests"] > 20 and ok["failures"] == 0 and 0 < ok["p50_ms"] <= ok["p99_ms"] < 1000
+    stats = pd.read_csv(f"{good_run}_stats.csv")
+    row = stats[stats["Name"] == "grpc predict"].iloc[0]
+    assert row["Type"] == "grpc" and row["Average Content Size"] > 40      # ten probabilities, at least
+    in_flight = row["Requests/s"] * row["Average Response Time"] / 1000      # Little's law
+    assert in_flight > 2      # 4 users overlap; without init_gevent each call blocks the rest: <= 1
+    assert failed["requests"] > 0 and failed["failures"] == failed["requests"]
+    assert "NOT_FOUND" in locusttools.failures(wrong_run)["error"].iloc[0]
+    assert locusttools.history(good_run)["users"].max() == 4

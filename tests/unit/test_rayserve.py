@@ -1,10 +1,14 @@
 """helpers.rayserve without starting Ray (the notebook run covers the integration): cleanup on a
-failed start, the deployment factory's checks, replica counts from serve.status(), the poller,
-timing from its samples, and finding and killing a replica actor."""
+failed start, the deployment factory's checks, the deployment's request handling and batching
+(its class called directly, Serve's batch queue in a plain event loop), replica counts from
+serve.status(), the poller, timing from its samples, and finding and killing a replica actor."""
 
+import asyncio
+import json
 import time
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 import ray
@@ -165,3 +169,116 @@ def test_network_interfaces_reads_the_namespace_table(tmp_path):
     assert rayserve.network_interfaces(str(table)) == ["eth0", "lo"]
     assert rayserve.network_interfaces(str(tmp_path / "missing")) == []
     assert "lo" in rayserve.network_interfaces() or not rayserve.os.path.exists("/proc/self/net/dev")
+
+
+@pytest.fixture(scope="module")
+def tiny_model_file(tmp_path_factory):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(10, activation="softmax")])
+    path = tmp_path_factory.mktemp("ray_model") / "m.keras"
+    model.save(path)
+    return path, model
+
+
+def test_parse_instances_returns_one_float32_image():
+    image = np.linspace(0, 1, 28 * 28).reshape(28, 28, 1)
+    parsed = rayserve.parse_instances({"instances": [image.tolist()]})
+    assert parsed.shape == (1, 28, 28, 1) and parsed.dtype == np.float32
+    np.testing.assert_allclose(parsed[0], image, rtol=1e-6)
+    assert rayserve.parse_instances({"instances": [[[1, 2]]]}, shape=(1, 2)).shape == (1, 1, 2)
+
+
+@pytest.mark.parametrize("payload, detail", [
+    ([1, 2], None), ({}, None), ({"instances": []}, None), ({"images": [[0]]}, None),
+    ({"instances": np.zeros((2, 28, 28, 1)).tolist()}, "got 2 instead"),
+    ({"instances": "pixels"}, "got str instead"),
+    ({"instances": [np.zeros((28, 28)).tolist()]}, "got shape 28x28"),
+    ({"instances": [0.5]}, "got shape scalar"),
+    ({"instances": [[["a"] * 28] * 28]}, "not a numeric array"),
+    ({"instances": [[[0.0], [1.0, 2.0]]]}, "not a numeric array"),           # ragged
+    ({"instances": [np.full((28, 28, 1), np.nan).tolist()]}, "NaN"),
+    ({"instances": [np.full((28, 28, 1), np.inf).tolist()]}, "NaN or infinite"),
+])
+def test_parse_instances_refuses_bad_requests_with_a_clear_message(payload, detail):
+    with pytest.raises(rayserve.BadRequest) as refused:
+        rayserve.parse_instances(payload)
+    message = str(refused.value)
+    assert message.startswith('send {"instances": [one 28x28x1 image]}')
+    assert detail in message if detail else message == 'send {"instances": [one 28x28x1 image]}'
+
+
+def test_predict_batch_gives_each_request_its_own_prediction():
+    calls = []
+
+    def model(batch, training):
+        calls.append((batch.shape, training))
+        return batch.reshape(len(batch), -1)[:, :3] * 2
+
+    images = [np.full((1, 2, 2), i, dtype="float32") for i in range(3)]
+    assert rayserve.predict_batch(model, images) == [[[0.0] * 3], [[2.0] * 3], [[4.0] * 3]]
+    assert calls == [((3, 2, 2), False)]             # one forward pass for the batch
+
+
+class _Request:
+    def __init__(self, body: bytes):
+        self.body = body
+
+    async def json(self):
+        return json.loads(self.body)
+
+
+def _post(payload) -> _Request:
+    return _Request(payload if isinstance(payload, bytes) else json.dumps(payload).encode())
+
+
+@pytest.fixture()
+def replica(tiny_model_file, monkeypatch):
+    """The deployment's own class (``func_or_class``), instantiated outside Ray; Serve's batch
+    queue asks the replica context only for max_ongoing_requests (a warning)."""
+    monkeypatch.setattr(serve, "get_replica_context", lambda: SimpleNamespace(
+        _deployment_config=SimpleNamespace(max_ongoing_requests=32)))
+    path, _ = tiny_model_file
+    app = rayserve.classifier_app(str(path), {"min_replicas": 1, "max_replicas": 2}, max_batch_size=8,
+                                  batch_wait_timeout_s=0.05, version="3")
+    deployment = app._bound_deployment
+    instance = deployment.func_or_class(*deployment.init_args)
+    instance.reconfigure(deployment._deployment_config.user_config)
+    return instance
+
+
+def test_the_deployment_batches_concurrent_requests_and_answers_the_models_predictions(replica,
+                                                                                        tiny_model_file):
+    _, model = tiny_model_file
+    images = np.random.default_rng(0).random((6, 28, 28, 1)).astype("float32")
+    sizes, forward = [], replica.model
+
+    def recording(batch, training=False):
+        sizes.append(len(batch))
+        return forward(batch, training=training)
+
+    replica.model = recording
+
+    async def six_at_once():
+        return await asyncio.gather(*(replica(_post({"instances": images[i:i + 1].tolist()}))
+                                      for i in range(6)))
+
+    answers = asyncio.run(six_at_once())
+    assert [a["version"] for a in answers] == ["3"] * 6
+    predicted = np.array([a["predictions"][0] for a in answers])
+    np.testing.assert_allclose(predicted, model.predict(images, verbose=0), atol=1e-6)
+    assert sum(sizes) == 6 and max(sizes) > 1          # batched, each request answered its own
+
+
+@pytest.mark.parametrize("body, detail", [
+    (b"{not json", "not JSON"), ({"instances": []}, "one 28x28x1 image"),
+    ({"instances": [np.zeros((28, 28)).tolist()]}, "got shape 28x28"),
+    ({"instances": [np.full((28, 28, 1), np.nan).tolist()]}, "NaN"),
+    ({"instances": {"a": 1}}, "got dict instead"),
+])
+def test_the_deployment_answers_bad_requests_with_400_and_a_message(replica, body, detail):
+    answer = asyncio.run(replica(_post(body)))
+    assert answer.status_code == 400
+    assert detail in json.loads(answer.body)["error"]

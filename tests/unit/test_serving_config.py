@@ -215,3 +215,4 @@ def test_timeline_panels_draw_series_thresholds_events_and_spans():
     legend = [text.get_text() for text in figure.legends[0].get_texts()]
     assert legend == ["release (1.5 s)", "rollback (2.5 s)"]
     assert first.get_title() == "Latency" and figure.get_suptitle() == "Run"
+    assert second.get_xlabel() == "seconds since the load started"       # its column's lowest panel
