@@ -176,3 +176,96 @@ def pareto(points: Mapping[str, tuple[float, float]], title: str, xlabel: str, y
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
+
+
+def canary_timeline(timeline: Sequence[Mapping], title: str, alpha: float | None = None):
+    """A canary run over time, one panel per quantity of the rollback rule: the share of requests
+    the canary served in each check interval, p95 latency, error ratio and the class-distribution
+    test's p-value (log scale, with the level ``alpha``). ``timeline`` rows (from ``canary.run``)
+    hold ``t_s``, cumulative ``stable_*`` and ``canary_*`` values and ``rollback``; a dashed line
+    marks the rollback decision."""
+    plt = _plt()
+    t = [row["t_s"] for row in timeline]
+    served = np.array([[row["stable_requests"], row["canary_requests"]] for row in timeline], float)
+    per_interval = np.diff(np.vstack([np.zeros(2), served]), axis=0)
+    share = per_interval[:, 1] / np.maximum(per_interval.sum(axis=1), 1)
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.3))
+    axes[0].plot(t, share * 100, color=PALETTE[1], marker="o", ms=3, label="canary")
+    axes[0].set_ylim(bottom=0)
+    for ax, key, scale in ((axes[1], "p95_s", 1e3), (axes[2], "error_ratio", 1.0)):
+        for k, side in enumerate(("stable", "canary")):
+            ax.plot(t, [row[f"{side}_{key}"] * scale for row in timeline], color=PALETTE[k],
+                    marker="o", ms=3, label=side)
+    axes[3].plot(t, [max(row["class_p_value"], 1e-300) for row in timeline], color=PALETTE[1],
+                 marker="o", ms=3, label="canary vs stable")
+    if alpha is not None:
+        axes[3].axhline(alpha, color="grey", lw=1, label=f"alpha = {alpha:g}")
+    axes[3].set_yscale("log")
+    titles = ("% of requests to the canary", "p95 latency (ms)", "error ratio", "class test p-value")
+    for ax, label in zip(axes, titles):
+        for row in timeline:
+            if row.get("rollback"):
+                ax.axvline(row["t_s"], color="black", ls="--", lw=1)
+        ax.set_title(label)
+        ax.set_xlabel("seconds since start")
+        ax.legend(fontsize=8)
+    fig.suptitle(title + (" (dashed: rollback decision)" if any(r.get("rollback") for r in timeline) else ""))
+    fig.tight_layout()
+    return fig
+
+
+def power_curves(curves: Mapping[str, Mapping[int, Sequence[float]]], title: str,
+                 alpha: float | None = None, chosen: int | None = None):
+    """Detection rate against window size, one line per condition (a shift, or none), log x axis.
+
+    ``curves[name][size] = (rate, low, high)``: the line goes through the rates and a light band
+    spans each interval. A grey line marks ``alpha`` (what "no shift" should stay under), a dotted
+    line the ``chosen`` window. The legend sits beside the axes so that it never hides a line.
+    """
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(9, 4.0))
+    sizes = sorted({size for curve in curves.values() for size in curve})
+    for i, (name, curve) in enumerate(curves.items()):
+        xs = sorted(curve)
+        rate, low, high = (np.array([curve[x][k] for x in xs]) for k in range(3))
+        colour = PALETTE[i % len(PALETTE)]
+        ax.plot(xs, rate, marker=MARKERS[i % len(MARKERS)], color=colour, lw=1.8, label=name)
+        ax.fill_between(xs, low, high, color=colour, alpha=0.12, lw=0)
+    if alpha is not None:
+        ax.axhline(alpha, color="grey", lw=1, ls="--", label=f"alpha = {alpha:g}")
+    if chosen is not None:
+        ax.axvline(chosen, color="black", lw=1, ls=":", label=f"chosen window = {chosen}")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator(sizes))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title)
+    ax.set_xlabel("window size (inputs per test, log scale)")
+    ax.set_ylabel("share of windows flagged")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def rate_grid(values: Sequence[Sequence[float]], rows: Sequence[str], columns: Sequence[str],
+              title: str, fmt: str = "{:.2f}"):
+    """A grid of rates in [0, 1] (e.g. detectors × shifts), each cell coloured and annotated,
+    the text dark on light cells and light on dark ones."""
+    plt = _plt()
+    values = np.asarray(values, dtype=float)
+    if values.shape != (len(rows), len(columns)):
+        raise ValueError(f"values have shape {values.shape}, labels say {(len(rows), len(columns))}")
+    fig, ax = plt.subplots(figsize=(1.1 * len(columns) + 2.5, 0.45 * len(rows) + 1.4))
+    ax.imshow(values, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
+    for (r, c), value in np.ndenumerate(values):
+        ax.text(c, r, fmt.format(value), ha="center", va="center", fontsize=9,
+                color="white" if value > 0.6 else "black")
+    ax.set_xticks(range(len(columns)), list(columns), rotation=30, ha="right")
+    ax.set_yticks(range(len(rows)), list(rows))
+    ax.grid(False)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
