@@ -92,11 +92,20 @@ def promtool(*arguments: str, timeout_s: float = 60) -> tuple[bool, str]:
     return run.returncode == 0, (run.stdout + run.stderr).strip()
 
 
-def _die_with_parent() -> None:            # runs in the child between fork and exec (Linux)
+def _load_prctl():
     try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG = 1
-    except OSError:
-        pass
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):       # not Linux
+        return None
+
+
+# Resolved here, in the parent: between fork and exec (preexec_fn) only the call itself runs, no
+# dynamic loading, which could deadlock on the loader's lock in a process with many threads.
+_PRCTL = _load_prctl()
+
+
+def _die_with_parent() -> None:            # runs in the child between fork and exec (Linux)
+    _PRCTL(1, signal.SIGTERM)              # PR_SET_PDEATHSIG = 1
 
 
 class Prometheus:
@@ -147,7 +156,7 @@ class Prometheus:
             with open(self.directory / "prometheus.log", "wb") as log:
                 self.process = subprocess.Popen(
                     command, cwd=self.directory, stdout=log, stderr=subprocess.STDOUT,
-                    preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+                    preexec_fn=_die_with_parent if _PRCTL and sys.platform.startswith("linux") else None)
             atexit.register(self.stop)
             self._wait_until_ready()
         except BaseException:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 #: Colours assigned to servers in the order they are given (matplotlib's tab10).
 SERVER_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 #: Colours of the vertical event lines in :func:`timeline_panels` (none of them a series colour).
-EVENT_COLOURS = ("black", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:grey")
+EVENT_COLOURS = ("black", "tab:purple", "tab:brown", "tab:olive", "tab:cyan", "tab:pink", "tab:grey")
 #: Line style and marker of each latency percentile.
 PERCENTILE_STYLES = {"p50": ("-", "o"), "p90": ("-.", "^"), "p99": ("--", "s")}
 
@@ -55,10 +55,11 @@ def timeline_panels(panels: Sequence[Mapping], events: Mapping[str, float] = (),
     """Time series from Prometheus (frames indexed by seconds), one panel each, sharing the x axis.
 
     Each panel is ``{"title", "frame", "ylabel"}`` plus optional ``"threshold"`` (a dashed
-    horizontal line with its value in the legend), ``"logy"`` and ``"stacked"`` (an area chart of
-    shares). ``events`` (``label -> seconds``) draw a labelled vertical line in every panel,
-    ``spans`` (``(start, end, label)``) a shaded interval (e.g. while an alert fired). Returns the
-    figure.
+    horizontal line with its value in the legend), ``"logy"``, ``"ymin"`` (the bottom of the y
+    axis, e.g. 0 for a ratio) and ``"stacked"`` (an area chart of shares). ``events``
+    (``label -> seconds``) draw a vertical line in every panel, one colour each, labelled in a
+    legend under the figure; ``spans`` (``(start, end, label)``) a shaded interval (e.g. while an
+    alert fired). Returns the figure.
     """
     import matplotlib.pyplot as plt
 
@@ -77,6 +78,8 @@ def timeline_panels(panels: Sequence[Mapping], events: Mapping[str, float] = (),
                          label=f"threshold {panel['threshold']:g}")
         if panel.get("logy"):
             axis.set_yscale("log")
+        if panel.get("ymin") is not None:
+            axis.set_ylim(bottom=panel["ymin"])
         for start, end, label in spans:
             axis.axvspan(start, end, color="tab:red", alpha=0.12, label=label)
         for number, seconds in enumerate(dict(events).values()):

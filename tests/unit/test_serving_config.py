@@ -202,13 +202,14 @@ def test_timeline_panels_draw_series_thresholds_events_and_spans():
     traffic = pd.DataFrame({"1": [10, 10, 0, 10], "2": [0, 0, 5, 0]}, index=index)
     figure = charts.timeline_panels(
         [{"title": "Latency", "frame": latency, "ylabel": "s", "threshold": 0.25, "logy": True},
-         {"title": "Traffic", "frame": traffic, "ylabel": "req/s"},
+         {"title": "Traffic", "frame": traffic, "ylabel": "req/s", "ymin": 0},
          {"title": "Shares", "frame": traffic / 10, "stacked": True}],
         events={"release": 1.5, "rollback": 2.5}, spans=[(2.0, 3.0, "firing")], title="Run")
     first, second, third, hidden = figure.axes
     assert [line.get_label() for line in first.lines][:3] == ["p50", "p99", "threshold 0.25"]
     assert list(first.lines[1].get_ydata()) == [0.02, 0.03, 0.9, 0.02]
     assert first.get_yscale() == "log" and second.get_yscale() == "linear"
+    assert second.get_ylim()[0] == 0
     assert [line.get_xdata()[0] for line in second.lines[2:]] == [1.5, 2.5]     # the event lines
     assert any(patch.get_label() == "firing" for patch in first.patches)
     assert len(third.collections) >= 2 and not hidden.get_visible()
