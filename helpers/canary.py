@@ -18,6 +18,9 @@
   request count, on a slow machine as on a fast one). On a rollback the splitter sends nothing
   more to the canary at once (as a traffic router sets the canary's weight to 0) and
   ``on_rollback`` rewrites the server's config so the label itself moves back.
+- :func:`replay_class_rule` replays the class part of the rule offline, on two versions'
+  predictions for the same images, over thousands of runs (NumPy, seconds): how often it rolls
+  back a version, with an interval, where a handful of live runs can only say "not often".
 - :func:`shadow` sends every request to the stable version (whose answer is the one returned)
   and a copy to the candidate, and compares their answers and latencies.
 """
@@ -134,6 +137,25 @@ def class_p_value(stable_counts: Sequence[int], canary_counts: Sequence[int]) ->
     return float(chi2_contingency(table).pvalue)
 
 
+def class_p_values(stable_counts, canary_counts) -> np.ndarray:
+    """:func:`class_p_value` for many tables at once: ``(..., classes)`` arrays of counts, same
+    result (Yates's correction where one degree of freedom is left, as ``chi2_contingency``)."""
+    from scipy.stats import chi2
+
+    table = np.stack([np.asarray(stable_counts, float), np.asarray(canary_counts, float)], axis=-2)
+    if table.shape[-2:] != (2, table.shape[-1]) or np.shape(stable_counts) != np.shape(canary_counts):
+        raise ValueError("Expected two count arrays of the same shape")
+    columns, rows = table.sum(axis=-2), table.sum(axis=-1)
+    dof = (columns > 0).sum(axis=-1) - 1
+    expected = rows[..., :, None] * columns[..., None, :] / np.maximum(rows.sum(axis=-1), 1)[..., None, None]
+    gap = np.abs(table - expected)
+    gap = np.where((dof == 1)[..., None, None], np.maximum(gap - 0.5, 0.0), gap)
+    positive = np.where(expected > 0, expected, 1.0)
+    statistic = np.where(expected > 0, gap ** 2 / positive, 0.0).sum(axis=(-2, -1))
+    valid = (dof >= 1) & (rows > 0).all(axis=-1)
+    return np.where(valid, chi2.sf(statistic, np.maximum(dof, 1)), 1.0)
+
+
 def class_shift(stable_counts: Sequence[int], canary_counts: Sequence[int]) -> float:
     """Total variation distance between the two class distributions: half the sum of the absolute
     differences of the class shares, i.e. the share of answers that would have to change class
@@ -182,6 +204,52 @@ class RollbackRule:
             reasons.append(f"predicted classes differ (shift {stats['class_shift']:.2f}, "
                            f"chi-square p = {stats['class_p_value']:.1e})")
         return reasons, stats
+
+
+def replay_class_rule(stable_classes: Sequence[int], canary_classes: Sequence[int], rule: RollbackRule,
+                      share: float, total_requests: int, check_every: int, runs: int, seed: int = 0,
+                      chunk: int = 500) -> dict:
+    """Replay the class part of ``rule`` offline, ``runs`` times: ``stable_classes[j]`` and
+    ``canary_classes[j]`` are the classes the two versions predict for image ``j``; each run draws
+    ``total_requests`` images at random, routes them with :class:`Splitter` (``share``) and
+    applies the class test at every ``check_every`` requests (nothing before ``rule.min_requests``
+    on either side), as :func:`run` does live with answers that never fail. Returns ``runs``,
+    ``rolled_back`` (runs where the rule fired), ``first_fire`` (per run, the checkpoint's request
+    count, 0 if never), and per run the ``lowest_p``/``largest_shift`` over the checkpoints where
+    the rule may decide and ``lowest_p_early``/``largest_shift_early`` over those before (1.0/0.0
+    if there are none)."""
+    stable_classes, canary_classes = np.asarray(stable_classes), np.asarray(canary_classes)
+    if stable_classes.shape != canary_classes.shape or stable_classes.ndim != 1 or not len(stable_classes):
+        raise ValueError("Expected two non-empty vectors of predicted classes for the same images")
+    if check_every < 1 or total_requests < check_every or runs < 1:
+        raise ValueError("Need check_every >= 1, total_requests >= check_every and runs >= 1")
+    splitter, blocks = Splitter(share), total_requests // check_every
+    route = np.array([splitter.to_canary(i) for i in range(blocks * check_every)])
+    checkpoints = np.arange(1, blocks + 1) * check_every
+    to_canary = np.cumsum(route)[checkpoints - 1]
+    may_decide = (to_canary >= rule.min_requests) & (checkpoints - to_canary >= rule.min_requests)
+    rng = np.random.default_rng(seed)
+    out = {"runs": runs, "first_fire": np.zeros(runs, int), "lowest_p": np.ones(runs),
+           "largest_shift": np.zeros(runs), "lowest_p_early": np.ones(runs),
+           "largest_shift_early": np.zeros(runs)}
+    for start in range(0, runs, chunk):
+        m = min(chunk, runs - start)
+        order = rng.integers(0, len(stable_classes), (m, blocks * check_every))
+        cells = np.where(route, canary_classes[order] + 10, stable_classes[order])  # 0-9 stable, 10-19 canary
+        flat = (np.arange(m * blocks)[:, None] * 20 + cells.reshape(m * blocks, check_every)).ravel()
+        counts = np.bincount(flat, minlength=m * blocks * 20).reshape(m, blocks, 20).cumsum(axis=1)
+        p = class_p_values(counts[..., :10], counts[..., 10:])
+        stable_share = counts[..., :10] / np.maximum(counts[..., :10].sum(-1, keepdims=True), 1)
+        canary_share = counts[..., 10:] / np.maximum(counts[..., 10:].sum(-1, keepdims=True), 1)
+        shift = 0.5 * np.abs(stable_share - canary_share).sum(-1)
+        fire = may_decide & (p < rule.alpha) & (shift > rule.min_class_shift)
+        part = slice(start, start + m)
+        out["first_fire"][part] = np.where(fire.any(1), checkpoints[fire.argmax(1)], 0)
+        for suffix, mask in (("", may_decide), ("_early", ~may_decide)):
+            out["lowest_p" + suffix][part] = np.where(mask, p, 1.0).min(1)
+            out["largest_shift" + suffix][part] = np.where(mask, shift, 0.0).max(1)
+    out["rolled_back"] = int((out["first_fire"] > 0).sum())
+    return out
 
 
 @dataclass

@@ -178,12 +178,14 @@ def pareto(points: Mapping[str, tuple[float, float]], title: str, xlabel: str, y
     return fig
 
 
-def canary_timeline(timeline: Sequence[Mapping], title: str, alpha: float | None = None):
+def canary_timeline(timeline: Sequence[Mapping], title: str, alpha: float | None = None,
+                    min_requests: int | None = None):
     """A canary run over time, one panel per quantity of the rollback rule: the share of requests
     the canary served in each check interval, p95 latency, error ratio and the class-distribution
     test's p-value (log scale, with the level ``alpha``). ``timeline`` rows (from ``canary.run``)
     hold ``t_s``, cumulative ``stable_*`` and ``canary_*`` values and ``rollback``; a dashed line
-    marks the rollback decision."""
+    marks the rollback decision. With ``min_requests``, the p-value panel shades the checkpoints
+    where the canary had served fewer (the rule ignores them)."""
     plt = _plt()
     t = [row["t_s"] for row in timeline]
     served = np.array([[row["stable_requests"], row["canary_requests"]] for row in timeline], float)
@@ -200,6 +202,13 @@ def canary_timeline(timeline: Sequence[Mapping], title: str, alpha: float | None
                  marker="o", ms=3, label="canary vs stable")
     if alpha is not None:
         axes[3].axhline(alpha, color="grey", lw=1, label=f"alpha = {alpha:g}")
+    early = [row["t_s"] for row in timeline if min_requests is not None
+             and row["canary_requests"] < min_requests]
+    if early:
+        later = [row["t_s"] for row in timeline if row["t_s"] > early[-1]]
+        end = (early[-1] + later[0]) / 2 if later else early[-1]
+        axes[3].axvspan(min(t), end, color="grey", alpha=0.15, lw=0,
+                        label=f"ignored (< {min_requests} requests)")
     axes[3].set_yscale("log")
     titles = ("% of requests to the canary", "p95 latency (ms)", "error ratio", "class test p-value")
     for ax, label in zip(axes, titles):
@@ -208,7 +217,10 @@ def canary_timeline(timeline: Sequence[Mapping], title: str, alpha: float | None
                 ax.axvline(row["t_s"], color="black", ls="--", lw=1)
         ax.set_title(label)
         ax.set_xlabel("seconds since start")
-        ax.legend(fontsize=8)
+        if ax is axes[3]:                                   # beside the panel: clear of any p-value curve
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        else:
+            ax.legend(fontsize=8)
     fig.suptitle(title + (" (dashed: rollback decision)" if any(r.get("rollback") for r in timeline) else ""))
     fig.tight_layout()
     return fig

@@ -133,16 +133,25 @@ def versions(registry_dir: Path, model_name: str) -> list[int]:
 
 def register(registry_dir: Path, model_name: str, saved_model_dir: Path, data_sha256: str,
              code_sha256: str, metrics: Mapping[str, float], version: int | None = None,
-             description: str = "", git: str | None = None) -> dict:
+             description: str = "", git: str | None = None, provenance: Mapping | None = None) -> dict:
     """Copy the SavedModel in ``saved_model_dir`` into ``<registry_dir>/<model_name>/<version>/``
     (the next free number if ``version`` is None) with its manifest; return the manifest.
 
+    ``code_sha256`` is the hash of the code *at registration*; ``provenance`` (JSON-serialisable,
+    stored as the manifest's ``provenance``) says what only the trainer knows, e.g. the code hash
+    its own run recorded, or which subset of the data (split, size, seed, content hash) it used.
+
     Refuses (``RegistryError``, nothing written) a folder that is not a SavedModel, an existing
-    version, a non-positive version, or hashes that are not 64 hex digits.
+    version, a non-positive version, hashes that are not 64 hex digits, or a provenance that is
+    not a JSON object.
     """
     for name, value in (("data_sha256", data_sha256), ("code_sha256", code_sha256)):
         if not (isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)):
             raise RegistryError(f"{name} must be a SHA-256 (64 hex digits), got {value!r}")
+    try:
+        provenance = json.loads(json.dumps(dict(provenance or {})))
+    except (TypeError, ValueError) as error:
+        raise RegistryError(f"provenance must be a JSON object: {error}") from None
     signatures = read_signatures(saved_model_dir)          # refuses a folder that is no SavedModel
     base = Path(registry_dir) / model_name
     version = (max(versions(registry_dir, model_name), default=0) + 1) if version is None else int(version)
@@ -159,7 +168,8 @@ def register(registry_dir: Path, model_name: str, saved_model_dir: Path, data_sh
         manifest = {"model": model_name, "version": version,
                     "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                     "description": description, "data_sha256": data_sha256, "code_sha256": code_sha256,
-                    "git_commit": git, "metrics": {k: float(v) for k, v in metrics.items()},
+                    "git_commit": git, "provenance": provenance,
+                    "metrics": {k: float(v) for k, v in metrics.items()},
                     "signatures": signatures, "files": _file_hashes(staging)}
         (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
         staging.rename(target)

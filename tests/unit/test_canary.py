@@ -189,3 +189,34 @@ def test_shadow_compares_the_candidate_with_stable(labelled_server):
     missing = canary.shadow(server.rest_url, "clf", bodies, 9, 10)      # version 9 is not loaded: 404
     assert missing["agreement"] == 0.0 and missing["candidate_errors"] == 10
     assert missing["stable_p50_ms"] > 0
+
+
+def test_class_p_values_match_chi2_contingency_table_by_table():
+    rng = np.random.default_rng(1)
+    stable = rng.integers(0, 30, (200, 10)) * (rng.random((200, 10)) < 0.7)
+    canary_ = rng.integers(0, 30, (200, 10)) * (rng.random((200, 10)) < 0.7)
+    stable[:20], canary_[:20] = 0, 0                          # one class left on some rows, two on others
+    stable[:20, 3], canary_[:20, 3], canary_[10:20, 5] = 5, 4, 2
+    expected = [canary.class_p_value(s, c) for s, c in zip(stable, canary_)]
+    assert canary.class_p_values(stable, canary_) == pytest.approx(expected, rel=1e-9, abs=1e-300)
+    assert canary.class_p_values(stable[0], canary_[0]) == pytest.approx(expected[0])
+    with pytest.raises(ValueError):
+        canary.class_p_values(stable[:, :9], canary_)
+
+
+def test_replay_never_fires_on_twins_always_on_a_broken_version_and_waits_for_min_requests():
+    rng = np.random.default_rng(2)
+    stable = rng.integers(0, 10, 500)
+    rule = canary.RollbackRule(min_requests=50, alpha=1e-3, min_class_shift=0.5)
+    twins = canary.replay_class_rule(stable, stable, rule, 0.1, 1000, 100, runs=300, seed=3)
+    assert twins["rolled_back"] == 0 and twins["runs"] == 300
+    assert (twins["largest_shift"] < 0.5).all()
+    broken = canary.replay_class_rule(stable, np.zeros(500, int), rule, 0.1, 1000, 100, runs=300, seed=3)
+    assert broken["rolled_back"] == 300
+    assert set(broken["first_fire"]) == {500}                 # 50 canary answers after 500 requests
+    assert (broken["lowest_p_early"] < 1e-3).all()            # the test would have fired earlier
+    eager = canary.replay_class_rule(stable, np.zeros(500, int), canary.RollbackRule(0, alpha=1e-3),
+                                     0.1, 1000, 100, runs=50, seed=3)
+    assert set(eager["first_fire"]) < {100, 200}
+    with pytest.raises(ValueError):
+        canary.replay_class_rule(stable, stable[:10], rule, 0.1, 1000, 100, runs=10)

@@ -44,3 +44,14 @@ def test_no_rollback_no_line():
     fig = plots.canary_timeline(timeline(), "Canary of v2")
     assert not any(line.get_linestyle() == "--" for ax in fig.axes for line in ax.get_lines())
     assert "rollback" not in fig._suptitle.get_text()
+
+
+def test_checkpoints_before_min_requests_are_shaded_in_the_p_value_panel():
+    fig = plots.canary_timeline(timeline(), "Canary of v2", alpha=1e-3, min_requests=20)
+    spans = [patch for patch in fig.axes[3].patches if "ignored" in patch.get_label()]
+    assert len(spans) == 1                          # canary_requests 10 at t = 0.5 only: up to 0.75 s
+    box = spans[0].get_window_extent().transformed(fig.axes[3].transData.inverted())
+    assert (box.x0, box.x1) == pytest.approx((0.5, 0.75))
+    assert not any(fig.axes[k].patches for k in range(3))
+    plain = plots.canary_timeline(timeline(), "Canary of v2", alpha=1e-3)
+    assert not plain.axes[3].patches

@@ -87,6 +87,17 @@ def test_register_numbers_copies_and_describes_versions(saved, tmp_path):
     assert not list((tmp_path / "m").glob(".staging-*"))
 
 
+def test_register_keeps_the_provenance_and_refuses_one_that_is_not_json(saved, tmp_path):
+    subset = {"data_subset": {"split": "train", "images": 5000, "seed": 43, "sha256": "c" * 64}}
+    registry.register(tmp_path, "m", saved, DATA, CODE, {}, provenance=subset)
+    assert registry.load_manifest(tmp_path, "m", 1)["provenance"] == subset
+    registry.register(tmp_path, "m", saved, DATA, CODE, {})
+    assert registry.load_manifest(tmp_path, "m", 2)["provenance"] == {}
+    with pytest.raises(registry.RegistryError, match="provenance"):
+        registry.register(tmp_path, "m", saved, DATA, CODE, {}, provenance={"seed": object()})
+    assert registry.versions(tmp_path, "m") == [1, 2]
+
+
 def test_register_refuses_bad_input_and_writes_nothing(saved, tmp_path):
     registry.register(tmp_path, "m", saved, DATA, CODE, {}, version=3)
     with pytest.raises(registry.RegistryError, match="immutable"):
