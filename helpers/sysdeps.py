@@ -1,4 +1,5 @@
-"""Programs the course takes from Debian packages (Prometheus and ``promtool``), unpacked locally.
+"""Programs the course takes from Debian packages (Prometheus and ``promtool``, unpacked locally;
+Chromium for the site test, installed with apt).
 
 ``python tools/system_packages.py`` (part of the README's test command) and the notebooks that
 need a program call :func:`ensure`. It looks for the program on ``PATH``, then in the course's
@@ -9,6 +10,11 @@ when the package lists are empty, which needs root, as in CI and Colab) and unpa
 no system service starts (Debian's ``prometheus`` package would start one listening on every
 interface), nothing outside the cache changes, and the web-console packages it depends on are not
 needed for its HTTP API.
+
+Chromium (the site test opens the course website in it) is the exception: Debian's ``chromium``
+needs many shared libraries that ``dpkg -x`` would not bring, so it is installed with
+``apt-get install --no-install-recommends`` (root only; it starts no service), with a small CJK
+font so that the glossary's Chinese shows in the test's screenshots.
 
 Elsewhere (macOS, Windows, a machine without apt) :func:`ensure` raises
 :class:`MissingProgram` with the upstream download page: unpack the release archive and put the
@@ -34,6 +40,8 @@ class DebianProgram:
     program: str
     package: str
     elsewhere: str  # how to get it without apt
+    method: str = "unpack"  # "unpack": apt-get download + dpkg -x into the cache; "apt": apt-get install
+    companions: tuple[str, ...] = ()  # with "apt": packages installed in the same command
 
 
 PROGRAMS = {
@@ -41,6 +49,10 @@ PROGRAMS = {
                                 "https://prometheus.io/download/ (the prometheus-*.tar.gz archive holds "
                                 "prometheus and promtool)"),
     "promtool": DebianProgram("promtool", "prometheus", "https://prometheus.io/download/"),
+    "chromium": DebianProgram("chromium", "chromium",
+                              "your system's package manager or https://www.chromium.org/getting-involved/"
+                              "download-chromium/ (the site test needs a headless Chromium)", method="apt",
+                              companions=("fonts-wqy-microhei",)),   # a CJK font: the glossary's Chinese
 }
 
 
@@ -57,7 +69,7 @@ def find(program: str, root: Path | None = None) -> str | None:
     """Path of ``program`` on ``PATH`` or in the cache, else ``None``."""
     spec = PROGRAMS[program]
     on_path = shutil.which(program)
-    if on_path:
+    if on_path or spec.method == "apt":
         return on_path
     cached = cache_dir(root) / spec.package / "usr" / "bin" / program
     return str(cached) if cached.is_file() and os.access(cached, os.X_OK) else None
@@ -68,12 +80,7 @@ def _apt_has_candidate(package: str) -> bool:
     return "Candidate:" in out and "Candidate: (none)" not in out
 
 
-def fetch_package(package: str, root: Path | None = None) -> Path:
-    """Download ``package``'s ``.deb`` with apt and unpack it under :func:`cache_dir`.
-
-    Returns the folder it was unpacked to. Raises :class:`MissingProgram` without apt, or when
-    apt has no such package (and, not being root, cannot update its lists).
-    """
+def _apt_ready(package: str) -> None:
     if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
         raise MissingProgram(f"apt-get and dpkg are needed to fetch the Debian package {package!r}")
     if not _apt_has_candidate(package):
@@ -82,6 +89,27 @@ def fetch_package(package: str, root: Path | None = None) -> Path:
         subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
         if not _apt_has_candidate(package):
             raise MissingProgram(f"apt has no package {package!r} on this system")
+
+
+def install_package(package: str, companions: tuple[str, ...] = (), timeout_s: float = 1200) -> None:
+    """``apt-get install -y --no-install-recommends package *companions`` (root only; ``apt-get
+    update`` first when apt has no candidate). Raises :class:`MissingProgram` without apt or root."""
+    _apt_ready(package)
+    if os.geteuid() != 0:
+        raise MissingProgram(f"installing the Debian package {package!r} needs root (sudo apt-get install "
+                             f"--no-install-recommends {package})")
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", package, *companions],
+                   check=True, capture_output=True, timeout=timeout_s,
+                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+
+
+def fetch_package(package: str, root: Path | None = None) -> Path:
+    """Download ``package``'s ``.deb`` with apt and unpack it under :func:`cache_dir`.
+
+    Returns the folder it was unpacked to. Raises :class:`MissingProgram` without apt, or when
+    apt has no such package (and, not being root, cannot update its lists).
+    """
+    _apt_ready(package)
     target = cache_dir(root) / package
     with tempfile.TemporaryDirectory() as download:
         # apt drops privileges to the _apt user for downloads; let it write into the folder.
@@ -110,14 +138,17 @@ def ensure(program: str, root: Path | None = None) -> str:
     if found:
         return found
     try:
-        fetch_package(spec.package, root)
-    except (MissingProgram, subprocess.CalledProcessError) as error:
+        if spec.method == "apt":
+            install_package(spec.package, spec.companions)
+        else:
+            fetch_package(spec.package, root)
+    except (MissingProgram, subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
         detail = getattr(error, "stderr", None) or error
         raise MissingProgram(f"{program} is not installed and could not be fetched here ({detail}). "
                              f"Get it from {spec.elsewhere} and put it on PATH.") from error
     found = find(program, root)
     if not found:
-        raise MissingProgram(f"the package {spec.package!r} was unpacked but holds no {program}")
+        raise MissingProgram(f"the package {spec.package!r} was installed but holds no {program}")
     return found
 
 

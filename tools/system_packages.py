@@ -1,4 +1,5 @@
-"""Fetch the programs the notebooks take from Debian packages, and install the pinned packages of
+"""Fetch the programs the notebooks take from Debian packages (and Chromium, which the site test
+opens the course website in), and install the pinned packages of
 ``requirements-nodeps.txt`` without their declared dependencies (see helpers/sysdeps.py).
 
     python tools/system_packages.py          # part of the README's test command
