@@ -81,6 +81,30 @@ def no_correction(p_values: Sequence[float]) -> np.ndarray:
 _CORRECTIONS = {"bonferroni": bonferroni, "bh": benjamini_hochberg, "none": no_correction}
 
 
+def adjust(p_values: Sequence[float], correction: str = "bonferroni") -> np.ndarray:
+    """The p-values adjusted by the correction named ``"bonferroni"``, ``"bh"`` or ``"none"``."""
+    if correction not in _CORRECTIONS:
+        raise ValueError(f"correction must be one of {sorted(_CORRECTIONS)}, got {correction!r}")
+    return _CORRECTIONS[correction](p_values)
+
+
+def _ks(reference, window) -> tuple[np.ndarray, np.ndarray]:
+    from scipy.stats import ks_2samp
+
+    reference, window = _two_d("reference", reference), _two_d("window", window)
+    if reference.shape[1] != window.shape[1]:
+        raise ValueError(f"reference has {reference.shape[1]} features, window {window.shape[1]}")
+    result = ks_2samp(reference, window, axis=0)
+    return np.atleast_1d(result.statistic), np.nan_to_num(np.atleast_1d(result.pvalue), nan=1.0)
+
+
+def ks_p_values(reference, window) -> np.ndarray:
+    """The uncorrected two-sample KS p-value of every feature (column), ``scipy.stats.ks_2samp``.
+
+    Compute them once per window, then :func:`adjust` them with several corrections."""
+    return _ks(reference, window)[1]
+
+
 def ks_per_feature(reference, window, alpha: float = 0.05,
                    correction: str = "bonferroni") -> TestResult:
     """Two-sample Kolmogorov–Smirnov test on every feature (column), one corrected verdict.
@@ -92,18 +116,12 @@ def ks_per_feature(reference, window, alpha: float = 0.05,
     Without a correction, d independent tests at alpha flag a window with probability
     1 - (1 - alpha)^d under no drift (0.92 for d = 50).
     """
-    from scipy.stats import ks_2samp
-
     _check_alpha(alpha)
     if correction not in _CORRECTIONS:
         raise ValueError(f"correction must be one of {sorted(_CORRECTIONS)}, got {correction!r}")
-    reference, window = _two_d("reference", reference), _two_d("window", window)
-    if reference.shape[1] != window.shape[1]:
-        raise ValueError(f"reference has {reference.shape[1]} features, window {window.shape[1]}")
-    result = ks_2samp(reference, window, axis=0)
-    p_values = np.nan_to_num(np.atleast_1d(result.pvalue), nan=1.0)
-    adjusted = float(_CORRECTIONS[correction](p_values).min())
-    return TestResult(float(np.nanmax(result.statistic)), adjusted, adjusted < alpha)
+    statistics, p_values = _ks(reference, window)
+    adjusted = float(adjust(p_values, correction).min())
+    return TestResult(float(np.nanmax(statistics)), adjusted, adjusted < alpha)
 
 
 def fit_pca(reference, components: int) -> Callable[[np.ndarray], np.ndarray]:

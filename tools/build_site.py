@@ -103,8 +103,16 @@ def render_index(readme: str, parts: list[tuple[str, list[Path]]]) -> str:
               "Chinese and English).", "",
               "## Results at a glance", "",
               "Measured by each notebook's last full-mode run (`results/*.json`), as in the README.", "",
-              ":::{div} course-results", readme_section(readme, "results"), ":::", ""]
+              ":::{div} course-results", repository_links(readme_section(readme, "results")), ":::", ""]
     return "\n".join(lines)
+
+
+def repository_links(markdown: str, root: Path = ROOT) -> str:
+    """``markdown`` with links to the repository's ``results/*.json`` files (the README's "all
+    metrics" column) pointed at the repository on GitHub: they are data files, not site pages."""
+    config = nbtools.course_config(root)
+    base = f"https://github.com/{config['github_repo']}/blob/{config['branch']}/"
+    return re.sub(r"\]\((results/[^)\s]+\.json)\)", lambda m: f"]({base}{m.group(1)})", markdown)
 
 
 @dataclass(frozen=True)

@@ -26,15 +26,58 @@ def _show(value) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def render_results(records: dict[str, dict]) -> str:
-    """One row per metric, grouped by notebook, with the date of the full run."""
+#: The headline results of each notebook in the README's table (its other metrics are one link
+#: away, in results/<notebook>.json). A notebook not listed shows its first three metrics; a
+#: listed metric missing from its results file is an error (tests/unit/test_lint_and_readme.py).
+HEADLINES = {
+    "00_start_here": ["notebooks_available", "split_train", "split_validation"],
+    "01_train_fundamentals": ["baseline_test_accuracy", "baseline_params"],
+    "02_validate_models": ["baseline_test_accuracy", "bootstrap_ci_low", "bootstrap_ci_high"],
+    "03_save_load_formats": ["max_abs_diff_tflite", "top1_agreement_min", "tampered_file_refused"],
+    "04_quantize_post_training": ["int8_size_ratio", "int8_accuracy_drop_pt", "int8_latency_speedup_invoke"],
+    "05_quantization_aware_training": ["qat_vs_control_pt", "qat_vs_control_p_value",
+                                       "qat_vs_control_verdict"],
+    "06_pruning": ["sparsity", "pruning_vs_control_pt", "pruned_int8_gzip_ratio"],
+    "07_clustering_collaborative": ["pcqat_accuracy_drop_pt", "pcqat_packed_ratio"],
+    "08_knowledge_distillation": ["student_param_ratio", "distill_gain_pt_mean",
+                                  "student_speedup_vs_teacher"],
+    "09_optimize_graphs": ["xla_batch1_speedup", "mixed_bf16_cpu_ratio"],
+    "10_run_onnx_runtime": ["onnx_max_abs_diff", "ort_vs_tf_latency_ratio", "ort_int8_accuracy_drop_pt"],
+    "11_serve_models": ["rollback_failed_requests", "warmup_first_request_ms", "cold_first_request_ms"],
+    "11b_load_test_servers": ["batching_throughput_gain", "gc_freeze_p99_ratio", "rest_vs_grpc_p50_ratio"],
+    "12_deploy_containers_kubernetes": ["k8s_documents", "per_replica_rps_at_slo", "replicas_for_10k_rps"],
+    "12b_autoscale_ray_serve": ["replicas_max_observed", "scale_up_seconds", "rollout_failed_requests"],
+    "13_monitor_prometheus": ["alert_detect_seconds", "healthy_p99_ms", "fault_p99_ms"],
+    "13b_detect_drift": ["drift_window", "drift_power_brightness", "drift_false_alarm_rate"],
+    "13c_canary_rollback": ["canary_bad_responses", "canary_detect_requests", "replay_false_rollback_high"],
+    "14_serve_large_models": ["fixture_cosine_min", "int8_weight_ratio", "int8_latency_ratio_cpu"],
+    "14b_decode_serve_transformers": ["decode_tokens_per_s_b1", "served_p50_ms"],
+}
+
+
+def headline_metrics(stem: str, metrics: dict, strict: bool = True) -> list[str]:
+    """The metric names to show for ``stem`` (HEADLINES, else its first three). A listed metric
+    the results lack raises KeyError naming it; with ``strict=False`` it is left out (and the first
+    three are shown if none is left)."""
+    names = HEADLINES.get(stem, list(metrics)[:3])
+    missing = [name for name in names if name not in metrics]
+    if missing and strict:
+        raise KeyError(f"{stem}: headline metrics {missing} are not in results/{stem}.json")
+    return [name for name in names if name in metrics] or list(metrics)[:3]
+
+
+def render_results(records: dict[str, dict], strict: bool = True) -> str:
+    """One row per notebook: its headline metrics, the date of its full run, and a link to all of
+    its metrics (the results file also names the CPU and its features)."""
     if not records:
         return "_No full-mode results recorded yet._"
-    lines = ["| notebook | metric | value |", "|---|---|---|"]
+    lines = ["| notebook (full run) | headline results | all |", "|---|---|---|"]
     for stem, record in records.items():
-        for i, (name, value) in enumerate(record["metrics"].items()):
-            label = f"[{stem}](notebooks/{stem}.ipynb) ({record['date'][:10]})" if i == 0 else ""
-            lines.append(f"| {label} | `{name}` | {_show(value)} |")
+        metrics = record["metrics"]
+        names = headline_metrics(stem, metrics, strict)
+        shown = " · ".join(f"`{name}` {_show(metrics[name])}" for name in names)
+        lines.append(f"| [{stem}](notebooks/{stem}.ipynb) ({record['date'][:10]}) | {shown} | "
+                     f"[{len(metrics)} metrics](results/{stem}.json) |")
     return "\n".join(lines)
 
 
@@ -68,7 +111,7 @@ def render_chapters(config: dict) -> str:
 def updated_readme(text: str) -> str:
     """``text`` with every generated section replaced by its current content."""
     content = {"chapters": render_chapters(nbtools.course_config(ROOT)),
-               "results": render_results(results.load_all())}
+               "results": render_results(results.load_all(), strict=False)}
     for section in SECTIONS:
         start, end = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
         if start not in text or end not in text:

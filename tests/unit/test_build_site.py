@@ -161,3 +161,14 @@ def test_a_build_that_warns_fails_and_says_why(course, tmp_path):
     with pytest.raises(RuntimeError, match=r"42_gone\.ipynb") as failed:
         build_site.build(tmp_path / "out", root=course, timeout_s=300)
     assert str(failed.value).count("WARNING") == 1, "the bad link is the only problem of this book"
+
+
+def test_results_file_links_point_at_the_repository_not_at_site_pages():
+    from helpers import nbtools
+
+    config = nbtools.course_config(build_site.ROOT)
+    table = "| [01_x](notebooks/01_x.ipynb) | `a` 1 | [3 metrics](results/01_x.json) |"
+    linked = build_site.repository_links(table)
+    repository = f"https://github.com/{config['github_repo']}/blob/{config['branch']}"
+    assert f"[3 metrics]({repository}/results/01_x.json)" in linked
+    assert "(notebooks/01_x.ipynb)" in linked          # pages stay relative

@@ -203,3 +203,19 @@ def test_atc_estimates_accuracy_from_confidence():
     assert drift.atc_estimate(lower, threshold) < correct.mean() - 0.1
     with pytest.raises(ValueError, match="shape"):
         drift.atc_threshold(confidence, correct[:10])
+
+
+def test_ks_p_values_and_adjust_give_the_verdict_of_ks_per_feature():
+    reference, same = _gaussians(d=8, seed=3)
+    _, shifted = _gaussians(d=8, shift=0.6, seed=4)
+    for window in (same, shifted):
+        p = drift.ks_p_values(reference, window)
+        assert p.shape == (8,) and ((p > 0) & (p <= 1)).all()
+        for correction in ("none", "bh", "bonferroni"):
+            result = drift.ks_per_feature(reference, window, correction=correction)
+            assert drift.adjust(p, correction).min() == pytest.approx(result.p_value)
+    np.testing.assert_allclose(drift.adjust([0.01, 0.2], "bonferroni"), [0.02, 0.4])
+    np.testing.assert_allclose(drift.adjust([0.01, 0.2], "none"), [0.01, 0.2])
+    assert drift.ks_p_values(reference, shifted).min() < 1e-3
+    with pytest.raises(ValueError, match="correction"):
+        drift.adjust([0.1], "holm")

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from helpers import env, nbtools
+from helpers import env, nbtools, results
 from tools import lint_notebooks, update_readme
 
 ROOT = env.course_root()
@@ -300,18 +300,29 @@ def test_render_without_results():
     assert "No full-mode results" in update_readme.render_results({})
 
 
-def test_render_results_one_row_per_metric_grouped_by_notebook():
-    records = {"01_train": {"date": "2026-01-02T03:04:05+00:00",
+def test_render_results_one_row_per_notebook_with_its_headlines_and_a_link(monkeypatch):
+    monkeypatch.setattr(update_readme, "HEADLINES", {"01_train": ["n", "accuracy"], "03_x": ["gone"]})
+    records = {"01_train": {"date": "2026-01-02T03:04:05+00:00", "cpu": {"model": "Xeon"},
                             "metrics": {"accuracy": 0.912345, "ok": True, "sizes": [1.5, 2], "n": 3}},
-               "02_check": {"date": "2026-02-03T00:00:00+00:00", "metrics": {"label": "x"}}}
+               "02_check": {"date": "2026-02-03T00:00:00+00:00", "metrics": {"label": "x", "b": False}}}
     lines = update_readme.render_results(records).splitlines()
-    assert lines[:2] == ["| notebook | metric | value |", "|---|---|---|"]
+    assert lines[:2] == ["| notebook (full run) | headline results | all |", "|---|---|---|"]
     assert lines[2:] == [
-        "| [01_train](notebooks/01_train.ipynb) (2026-01-02) | `accuracy` | 0.9123 |",
-        "|  | `ok` | true |",
-        "|  | `sizes` | [1.5, 2] |",
-        "|  | `n` | 3 |",
-        "| [02_check](notebooks/02_check.ipynb) (2026-02-03) | `label` | x |"]
+        "| [01_train](notebooks/01_train.ipynb) (2026-01-02) | `n` 3 · `accuracy` 0.9123 | "
+        "[4 metrics](results/01_train.json) |",
+        "| [02_check](notebooks/02_check.ipynb) (2026-02-03) | `label` x · `b` false | "
+        "[2 metrics](results/02_check.json) |"]
+    with pytest.raises(KeyError, match=r"03_x: headline metrics \['gone'\] are not in results/03_x.json"):
+        update_readme.headline_metrics("03_x", {"accuracy": 1.0})
+
+
+def test_every_headline_names_a_notebook_and_metrics_its_results_have():
+    notebooks = {path.stem for path in NOTEBOOKS}
+    recorded = results.load_all()
+    for stem in update_readme.HEADLINES:
+        assert stem in notebooks, f"HEADLINES names {stem}, which has no notebook"
+        if stem in recorded:
+            update_readme.headline_metrics(stem, recorded[stem]["metrics"])
 
 
 def test_render_chapters_shows_title_learning_goal_runtime_and_badge(tmp_path, monkeypatch):
