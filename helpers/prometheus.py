@@ -35,7 +35,7 @@ import requests
 import yaml
 
 from helpers import sysdeps
-from helpers.serving.launcher import free_port
+from helpers.serving.launcher import free_port, wait_for
 
 METRICS_PATH = "/monitoring/prometheus/metrics"
 
@@ -165,17 +165,18 @@ class Prometheus:
         return self
 
     def _wait_until_ready(self) -> None:
-        deadline = time.monotonic() + self.start_timeout_s
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             if self.process.poll() is not None:
                 raise RuntimeError(f"Prometheus exited with {self.process.returncode}:\n{self.log_text()}")
             try:
-                if requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
-                    return
+                return requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200
             except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"Prometheus not ready after {self.start_timeout_s} s:\n{self.log_text()}")
+                return False
+
+        try:
+            wait_for(ready, self.start_timeout_s, "Prometheus to be ready")
+        except TimeoutError as late:
+            raise TimeoutError(f"{late}:\n{self.log_text()}") from None
 
     def log_text(self) -> str:
         """What Prometheus logged (kept after :meth:`stop`)."""

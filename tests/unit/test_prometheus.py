@@ -190,3 +190,13 @@ def test_nodeps_requirements_are_read_and_checked_against_what_is_installed(tmp_
     (tmp_path / sysdeps.NODEPS_REQUIREMENTS).write_text(f"pytest=={pytest.__version__}\n")
     assert sysdeps.missing_nodeps(tmp_path) == [] and sysdeps.install_nodeps(tmp_path) == []
     assert sysdeps.nodeps_requirements(tmp_path / "none") == []
+
+
+@needs_prometheus
+def test_a_prometheus_that_cannot_start_says_why_and_leaves_nothing(tmp_path):
+    broken = tmp_path / "broken.yml"
+    broken.write_text("groups:\n  - name: x\n    rules:\n      - alert: Broken\n        expr: sum(\n")
+    prom = prometheus.Prometheus({}, [broken], start_timeout_s=30)
+    with pytest.raises(RuntimeError, match=r"(?s)Prometheus exited with 1:.*could not parse expression"):
+        prom.start()
+    assert prom.directory is None and prom.process.poll() is not None
