@@ -52,6 +52,7 @@ HEADLINES = {
     "13c_canary_rollback": ["canary_bad_responses", "canary_detect_requests", "replay_false_rollback_high"],
     "14_serve_large_models": ["fixture_cosine_min", "int8_weight_ratio", "int8_latency_ratio_cpu"],
     "14b_decode_serve_transformers": ["decode_tokens_per_s_b1", "served_p50_ms"],
+    "15_ship_model_end_to_end": ["all_gates_passed", "test_accuracy", "rps_at_slo"],
 }
 
 

@@ -31,10 +31,11 @@ pytestmark = pytest.mark.skipif(not ENABLED, reason="set COURSE_COLAB_PARITY=1 t
 # through Colab's older Keras (its `model.export(format="onnx")`) and quantizes with ONNX Runtime;
 # 11 starts the model server as a separate process; 12 installs its deployment tools (schema
 # validation, kubectl, hadolint) with env.require_packages; 13 fetches Prometheus's Debian package
-# (helpers.sysdeps) and runs it beside the server.
+# (helpers.sysdeps) and runs it beside the server; 15, the capstone, chains training, LiteRT, the
+# registry, the server, Prometheus and the canary in one kernel.
 NOTEBOOKS = ["00_start_here", "03_save_load_formats", "04_quantize_post_training",
              "05_quantization_aware_training", "10_run_onnx_runtime", "11_serve_models",
-             "12_deploy_containers_kubernetes", "13_monitor_prometheus"]
+             "12_deploy_containers_kubernetes", "13_monitor_prometheus", "15_ship_model_end_to_end"]
 
 
 @pytest.fixture(scope="module")
