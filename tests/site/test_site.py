@@ -127,6 +127,27 @@ def test_no_broken_internal_link_or_image(built):
     print(f"\nexternal links (not fetched): {sorted(site_check.external(html)['links'])}")
 
 
+def _outputs_html(page: str) -> list[str]:
+    """The HTML of each cell output on a notebook page."""
+    return [part.split('<div class="cell docutils')[0] for part in page.split('<div class="cell_output')[1:]]
+
+
+def test_markdown_that_a_cell_displays_is_rendered_with_its_tables(built):
+    html, _ = built
+    checked = 0
+    for path in notebooks():
+        markdown = [output["data"]["text/markdown"] for cell in nbtools.code_cells(nbtools.read_notebook(path))
+                    for output in cell.get("outputs", []) if "text/markdown" in output.get("data", {})]
+        tables = sum("|---" in "".join(text) for text in markdown)
+        if not tables:
+            continue
+        outputs = _outputs_html((html / "notebooks" / f"{path.stem}.html").read_text(encoding="utf-8"))
+        assert sum(part.count('<table class="table">') for part in outputs) >= tables, path.name
+        assert not any(marker in part for part in outputs for marker in ("|---", "|—|")), path.name
+        checked += 1
+    assert checked >= 1, "no notebook displays a markdown table: nothing was checked"
+
+
 def test_nothing_is_loaded_from_the_network(built):
     html, _ = built
     found = site_check.external(html)
