@@ -136,7 +136,8 @@ def test_markdown_that_a_cell_displays_is_rendered_with_its_tables(built):
     html, _ = built
     checked = 0
     for path in notebooks():
-        markdown = [output["data"]["text/markdown"] for cell in nbtools.code_cells(nbtools.read_notebook(path))
+        cells = nbtools.code_cells(nbtools.read_notebook(path))
+        markdown = [output["data"]["text/markdown"] for cell in cells
                     for output in cell.get("outputs", []) if "text/markdown" in output.get("data", {})]
         tables = sum("|---" in "".join(text) for text in markdown)
         if not tables:
