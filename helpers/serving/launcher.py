@@ -121,6 +121,26 @@ class ModelServer:
         """The metadata that authenticates a gRPC call (``stub.Predict(..., metadata=...)``)."""
         return (("authorization", f"Bearer {self.token}"),) if self.token else ()
 
+    def available_versions(self, model: str | None = None) -> list[int]:
+        """The versions of ``model`` (default: the one this server was started for) that TF Serving's
+        model status API (``GET /v1/models/<model>``) reports ``AVAILABLE``, in increasing order."""
+        import requests
+
+        reply = requests.get(f"{self.rest_url}/v1/models/{model or self.model_name}", headers=self.headers,
+                             timeout=10)
+        reply.raise_for_status()
+        return sorted(int(row["version"]) for row in reply.json()["model_version_status"]
+                      if row["state"] == "AVAILABLE")
+
+    def label_version(self, label: str, model: str | None = None) -> int | None:
+        """The version that ``label`` points at (``GET /v1/models/<model>/labels/<label>/metadata``),
+        or None while the server refuses the label (not assigned, or its version not loaded)."""
+        import requests
+
+        reply = requests.get(f"{self.rest_url}/v1/models/{model or self.model_name}/labels/{label}/metadata",
+                             headers=self.headers, timeout=10)
+        return int(reply.json()["model_spec"]["version"]) if reply.status_code == 200 else None
+
     def log_text(self) -> str:
         """What the server printed so far; still available after :meth:`stop`."""
         directory = self.directory

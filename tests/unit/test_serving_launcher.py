@@ -175,3 +175,25 @@ def test_running_starts_servers_side_by_side_and_stops_them_all(base, tmp_path):
         with launcher.running(healthy, broken):
             pass
     assert healthy.process.poll() is not None and healthy.directory is None
+
+
+def test_available_versions_and_label_version_read_the_servers_own_answers(base, tmp_path):
+    import shutil
+
+    from helpers.serving import config
+
+    models = tmp_path / "clf"
+    shutil.copytree(base, models)
+    shutil.copytree(models / "1", models / "2")
+    config_file = tmp_path / "models.config"
+    config_file.write_text(config.model_config_text([{"name": "clf", "base_path": models, "policy": [1, 2],
+                                                      "labels": {"stable": 2}}]))
+    flags = [f"--model_config_file={config_file}", "--port=0",
+             "--allow_version_labels_for_unavailable_models"]       # label version 2 before it loads
+    with launcher.ModelServer("clf", None, flags) as server:
+        launcher.wait_for(lambda: server.available_versions() == [1, 2], TIMEOUT, "both versions")
+        assert server.label_version("stable") == 2
+        assert server.label_version("canary") is None                 # never assigned: refused
+        assert server.label_version("stable", model="other") is None  # no such model
+        with pytest.raises(requests.HTTPError):
+            server.available_versions("other")
